@@ -1,0 +1,604 @@
+//! L2: arenas, the page map and the binary buddy allocator over their pages.
+//!
+//! An arena is 64 MiB of address space reserved with one `mmap`, aligned to 64 MiB, so the
+//! arena holding any address is `addr & !(ARENA_SIZE - 1)`. Its first [`META_PAGES`] pages hold
+//! the [`Arena`] header itself: free lists, the per-page buddy state, the page map (page →
+//! owning [`Span`]) and the span headers. The rest are handed out as runs of pages.
+//!
+//! Buddy arithmetic works on page indices relative to the arena base. A free block of order `o`
+//! covers `2^o` pages starting at an index that is a multiple of `2^o`. Its buddy is
+//! `idx ^ (1 << o)`; for example the order-2 block at page 8 (pages 8..12) has its buddy at
+//! `8 ^ 4 = 12` (pages 12..16), and together they form the order-3 block at `8 & !4 = 8`.
+//! A run of `n` pages takes a block of order `ceil(log2 n)` and gives the unused tail back as
+//! smaller blocks, so a run wastes less than one page.
+//!
+//! Free blocks carry a dirty flag (they may hold non-zero bytes and be resident); purging
+//! (`MADV_DONTNEED`) clears it. All of this module's state is protected by [`PAGE_LOCK`].
+
+use crate::os::{self, PAGE, PAGE_SHIFT};
+use crate::slab::Span;
+use crate::sync::{Guard, RawLock};
+use core::ptr;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+
+/// log2 of the arena size.
+pub const ARENA_SHIFT: usize = 26;
+/// Bytes in one arena (64 MiB).
+pub const ARENA_SIZE: usize = 1 << ARENA_SHIFT;
+/// Pages in one arena.
+pub const ARENA_PAGES: usize = ARENA_SIZE / PAGE;
+/// Number of block orders: 0 (one page) to 14 (the whole arena).
+pub const ORDERS: usize = 15;
+/// Pages at the start of each arena reserved for its header (1 MiB).
+pub const META_PAGES: usize = 256;
+/// Every run starts on a multiple of this many pages (runs are at least 4 pages), so span
+/// headers are kept one per `RUN_ALIGN` pages.
+pub const RUN_ALIGN: usize = 4;
+/// Largest run the buddy hands out: half an arena (32 MiB); larger blocks are mapped directly.
+pub const MAX_RUN_PAGES: usize = ARENA_PAGES / 2;
+/// Number of 64 MiB slots in the 47-bit user address space.
+const REGISTRY_SLOTS: usize = 1 << (47 - ARENA_SHIFT);
+
+const NIL: u32 = u32::MAX;
+
+/// Free-list links of a free block head, stored outside the block so purged memory is never
+/// touched.
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct Link {
+    /// Previous free block of the same order, or NIL.
+    prev: u32,
+    /// Next free block of the same order, or NIL.
+    next: u32,
+}
+
+/// The header at the start of every arena.
+///
+/// Invariants (checked by [`Arena::check_invariants`]):
+/// - `order[i] == o + 1` iff page `i` heads a free block of order `o`; then `i % 2^o == 0`, the
+///   block lies inside the arena past the header, and it is on `free_head[o]`'s list exactly once;
+/// - free blocks never overlap, and no two free buddies of the same order exist (they merge);
+/// - bit `o` of `nonempty` is set iff `free_head[o] != NIL`;
+/// - `free_pages` is the sum of the free blocks' sizes, `dirty_pages` the sum over dirty ones;
+/// - `pagemap[i]` is null or an unused span (the freed-run marker) for free and header pages.
+#[repr(C)]
+pub struct Arena {
+    /// Head of the free list of each order, NIL if empty.
+    free_head: [u32; ORDERS],
+    /// Bit `o` set iff the free list of order `o` is non-empty.
+    nonempty: u32,
+    /// Pages in free blocks.
+    free_pages: u32,
+    /// Pages in free blocks marked dirty.
+    dirty_pages: u32,
+    /// Next arena in the global list.
+    next: *mut Arena,
+    /// For each page: the span of the run covering it, or null.
+    pagemap: [AtomicPtr<Span>; ARENA_PAGES],
+    /// For each page heading a free block: its order + 1; 0 otherwise.
+    order: [u8; ARENA_PAGES],
+    /// For each page heading a free block: 1 if the block may be dirty.
+    dirty: [u8; ARENA_PAGES],
+    /// Free-list links, valid for free block heads.
+    link: [Link; ARENA_PAGES],
+    /// Span headers, one per `RUN_ALIGN` pages, used for runs starting there.
+    spans: [Span; ARENA_PAGES / RUN_ALIGN],
+}
+
+const _: () = assert!(core::mem::size_of::<Arena>() <= META_PAGES * PAGE);
+const _: () = assert!(META_PAGES.is_power_of_two());
+
+/// Arena of each 64 MiB slot of the address space, or null. Lives in `.bss`: untouched slots
+/// cost no memory.
+static REGISTRY: [AtomicPtr<Arena>; REGISTRY_SLOTS] =
+    [const { AtomicPtr::new(ptr::null_mut()) }; REGISTRY_SLOTS];
+
+/// Lock 2 in the lock order: protects every arena's buddy state and the arena list.
+pub static PAGE_LOCK: RawLock = RawLock::new();
+/// First arena; arenas are never unmapped.
+static ARENAS: AtomicPtr<Arena> = AtomicPtr::new(ptr::null_mut());
+/// Bytes of address space reserved by arenas.
+pub static ARENA_BYTES: AtomicUsize = AtomicUsize::new(0);
+/// Total dirty free pages across arenas (under PAGE_LOCK; atomic only for lock-free reads).
+static DIRTY_PAGES: AtomicUsize = AtomicUsize::new(0);
+/// Time (ms) when dirty pages first appeared since the last purge; 0 when none.
+static DIRTY_SINCE: AtomicU64 = AtomicU64::new(0);
+/// Whether purging is allowed (off only in tests that inspect dirty state).
+pub static PURGE_ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Find the span owning `addr`, or null if `addr` is not inside a run of one of our arenas.
+/// About 8 instructions: a shift, a bounds test, two dependent loads.
+#[inline(always)]
+pub fn span_of(addr: usize) -> *mut Span {
+    let slot = addr >> ARENA_SHIFT;
+    if slot >= REGISTRY_SLOTS {
+        return ptr::null_mut();
+    }
+    // SAFETY: slot < REGISTRY_SLOTS.
+    let arena = unsafe { REGISTRY.get_unchecked(slot) }.load(Ordering::Relaxed);
+    if arena.is_null() {
+        return ptr::null_mut();
+    }
+    let page = (addr >> PAGE_SHIFT) & (ARENA_PAGES - 1);
+    // SAFETY: a registered arena is mapped for the life of the process and page < ARENA_PAGES.
+    unsafe { (*arena).pagemap.get_unchecked(page).load(Ordering::Relaxed) }
+}
+
+/// Whether `addr` lies in one of our arenas (in a run or not).
+pub fn in_arena(addr: usize) -> bool {
+    let slot = addr >> ARENA_SHIFT;
+    slot < REGISTRY_SLOTS && !REGISTRY[slot].load(Ordering::Relaxed).is_null()
+}
+
+/// Smallest order whose block holds `pages` pages.
+#[inline]
+pub fn order_for(pages: usize) -> usize {
+    pages.next_power_of_two().trailing_zeros() as usize
+}
+
+impl Arena {
+    /// Map and initialise a new arena; null if the system is out of address space.
+    fn create() -> *mut Arena {
+        let base = os::map_aligned(ARENA_SIZE, ARENA_SIZE);
+        if base.is_null() {
+            return ptr::null_mut();
+        }
+        let a = base as *mut Arena;
+        // SAFETY: the fresh mapping is zeroed, writable, and large enough for the header; zero
+        // is a valid bit pattern for every field except the free heads, which we set here.
+        unsafe {
+            (*a).free_head = [NIL; ORDERS];
+            (*a).free_range(META_PAGES, ARENA_PAGES - META_PAGES, false);
+        }
+        a
+    }
+
+    /// Base address of this arena.
+    #[inline]
+    pub fn base(&self) -> usize {
+        self as *const Arena as usize
+    }
+
+    /// The span header for a run starting at page `idx`.
+    #[inline]
+    pub fn span_at(&mut self, idx: usize) -> *mut Span {
+        xa_check!(idx % RUN_ALIGN == 0);
+        &mut self.spans[idx / RUN_ALIGN]
+    }
+
+    /// Point pages `idx..idx+n` of the page map at `span` (or null).
+    pub fn map_pages(&self, idx: usize, n: usize, span: *mut Span) {
+        for e in &self.pagemap[idx..idx + n] {
+            e.store(span, Ordering::Relaxed);
+        }
+    }
+
+    fn list_push(&mut self, idx: usize, o: usize, dirty: bool) {
+        let head = self.free_head[o];
+        self.link[idx] = Link {
+            prev: NIL,
+            next: head,
+        };
+        if head != NIL {
+            self.link[head as usize].prev = idx as u32;
+        }
+        self.free_head[o] = idx as u32;
+        self.nonempty |= 1 << o;
+        self.order[idx] = o as u8 + 1;
+        self.dirty[idx] = dirty as u8;
+        self.free_pages += 1 << o;
+        if dirty {
+            self.dirty_pages += 1 << o;
+            DIRTY_PAGES.fetch_add(1 << o, Ordering::Relaxed);
+        }
+    }
+
+    /// Unlink free block `idx` of order `o`; returns whether it was dirty.
+    fn list_remove(&mut self, idx: usize, o: usize) -> bool {
+        let Link { prev, next } = self.link[idx];
+        if prev == NIL {
+            self.free_head[o] = next;
+        } else {
+            self.link[prev as usize].next = next;
+        }
+        if next != NIL {
+            self.link[next as usize].prev = prev;
+        }
+        if self.free_head[o] == NIL {
+            self.nonempty &= !(1 << o);
+        }
+        self.order[idx] = 0;
+        let dirty = self.dirty[idx] != 0;
+        self.dirty[idx] = 0;
+        self.free_pages -= 1 << o;
+        if dirty {
+            self.dirty_pages -= 1 << o;
+            DIRTY_PAGES.fetch_sub(1 << o, Ordering::Relaxed);
+        }
+        dirty
+    }
+
+    /// Free the block at `idx` of order `o`, merging with free buddies.
+    fn free_block(&mut self, mut idx: usize, mut o: usize, mut dirty: bool) {
+        while o + 1 < ORDERS {
+            let buddy = idx ^ (1 << o);
+            if self.order[buddy] as usize != o + 1 {
+                break;
+            }
+            dirty |= self.list_remove(buddy, o);
+            idx &= !(1 << o);
+            o += 1;
+        }
+        self.list_push(idx, o, dirty);
+    }
+
+    /// Free pages `idx..idx+n` (any alignment) as maximal aligned blocks.
+    fn free_range(&mut self, mut idx: usize, n: usize, dirty: bool) {
+        let end = idx + n;
+        while idx < end {
+            let align = if idx == 0 { ORDERS - 1 } else { idx.trailing_zeros() as usize };
+            let fit = (usize::BITS - 1 - (end - idx).leading_zeros()) as usize;
+            let o = align.min(fit).min(ORDERS - 1);
+            self.free_block(idx, o, dirty);
+            idx += 1 << o;
+        }
+    }
+
+    /// Take a run of `n` pages whose first page index is a multiple of `2^min_order`.
+    /// Returns the page index and whether any of it may be dirty.
+    fn alloc_run(&mut self, n: usize, min_order: usize) -> Option<(usize, bool)> {
+        let want = order_for(n).max(min_order);
+        let avail = self.nonempty & !((1u32 << want) - 1);
+        if avail == 0 {
+            return None;
+        }
+        // Prefer the smallest fitting order.
+        let mut o = avail.trailing_zeros() as usize;
+        let idx = self.free_head[o] as usize;
+        let dirty = self.list_remove(idx, o);
+        while o > want {
+            o -= 1;
+            self.list_push(idx + (1 << o), o, dirty);
+        }
+        let block = 1usize << want;
+        if block > n {
+            self.free_range(idx + n, block - n, dirty);
+        }
+        Some((idx, dirty))
+    }
+
+    /// Purge every dirty free block: drop its pages and mark it clean. Returns pages purged.
+    fn purge(&mut self) -> usize {
+        let mut purged = 0;
+        for o in 0..ORDERS {
+            let mut i = self.free_head[o];
+            while i != NIL {
+                let idx = i as usize;
+                if self.dirty[idx] != 0 {
+                    os::decommit((self.base() + (idx << PAGE_SHIFT)) as *mut u8, PAGE << o);
+                    self.dirty[idx] = 0;
+                    self.dirty_pages -= 1 << o;
+                    DIRTY_PAGES.fetch_sub(1 << o, Ordering::Relaxed);
+                    purged += 1 << o;
+                }
+                i = self.link[idx].next;
+            }
+        }
+        purged
+    }
+
+    /// Verify every invariant documented on the type. Aborts on violation.
+    pub fn check_invariants(&self) {
+        let mut covered = [0u64; ARENA_PAGES / 64];
+        let (mut free, mut dirty) = (0u32, 0u32);
+        for o in 0..ORDERS {
+            xa_check!(((self.nonempty >> o) & 1 == 1) == (self.free_head[o] != NIL));
+            let mut prev = NIL;
+            let mut i = self.free_head[o];
+            while i != NIL {
+                let idx = i as usize;
+                xa_check!(self.order[idx] as usize == o + 1);
+                xa_check!(idx % (1 << o) == 0);
+                xa_check!(idx >= META_PAGES && idx + (1 << o) <= ARENA_PAGES);
+                xa_check!(self.link[idx].prev == prev);
+                for p in idx..idx + (1 << o) {
+                    xa_check!(covered[p / 64] & (1 << (p % 64)) == 0);
+                    covered[p / 64] |= 1 << (p % 64);
+                    let e = self.pagemap[p].load(Ordering::Relaxed);
+                    // SAFETY: page-map entries are null or valid span headers.
+                    xa_check!(e.is_null() || unsafe { (*e).kind } == crate::slab::Kind::Unused);
+                }
+                if o + 1 < ORDERS {
+                    xa_check!(self.order[idx ^ (1 << o)] as usize != o + 1);
+                }
+                free += 1 << o;
+                if self.dirty[idx] != 0 {
+                    dirty += 1 << o;
+                }
+                prev = i;
+                i = self.link[idx].next;
+            }
+        }
+        for (p, &ord) in self.order.iter().enumerate() {
+            if ord != 0 {
+                xa_check!(covered[p / 64] & (1 << (p % 64)) != 0);
+            }
+        }
+        xa_check!(free == self.free_pages);
+        xa_check!(dirty == self.dirty_pages);
+    }
+}
+
+/// A run handed out by [`alloc_pages`].
+pub struct Run {
+    /// The arena holding the run.
+    pub arena: *mut Arena,
+    /// Index of its first page.
+    pub idx: usize,
+    /// Whether its pages are known to read as zero.
+    pub zeroed: bool,
+}
+
+impl Run {
+    /// Address of the run's first byte.
+    pub fn addr(&self) -> usize {
+        // SAFETY: arena is a live arena.
+        unsafe { (*self.arena).base() + (self.idx << PAGE_SHIFT) }
+    }
+}
+
+/// Allocate `n` pages (`1 <= n <= MAX_RUN_PAGES`), starting on a multiple of `2^min_order`
+/// pages (`min_order >= 2`). Takes [`PAGE_LOCK`]. Returns `None` when out of memory.
+pub fn alloc_pages(n: usize, min_order: usize) -> Option<Run> {
+    xa_assert!(n >= 1 && n <= MAX_RUN_PAGES && min_order >= 2);
+    let _g = Guard::new(&PAGE_LOCK);
+    let mut a = ARENAS.load(Ordering::Relaxed);
+    let mut last: *mut Arena = ptr::null_mut();
+    while !a.is_null() {
+        // SAFETY: arenas in the list are live; PAGE_LOCK is held.
+        let ar = unsafe { &mut *a };
+        if let Some((idx, dirty)) = ar.alloc_run(n, min_order) {
+            return Some(Run {
+                arena: a,
+                idx,
+                zeroed: !dirty,
+            });
+        }
+        last = a;
+        a = ar.next;
+    }
+    let new = Arena::create();
+    if new.is_null() {
+        return None;
+    }
+    // SAFETY: new is a fresh arena; PAGE_LOCK is held.
+    let ar = unsafe { &mut *new };
+    REGISTRY[new as usize >> ARENA_SHIFT].store(new, Ordering::Release);
+    ARENA_BYTES.fetch_add(ARENA_SIZE, Ordering::Relaxed);
+    if last.is_null() {
+        ARENAS.store(new, Ordering::Release);
+    } else {
+        // SAFETY: last is a live arena, PAGE_LOCK held.
+        unsafe { (*last).next = new };
+    }
+    let (idx, dirty) = ar.alloc_run(n, min_order)?;
+    Some(Run {
+        arena: new,
+        idx,
+        zeroed: !dirty,
+    })
+}
+
+/// Return `n` pages at `idx` of `arena` to the buddy as dirty, then purge if the dirty total
+/// passed the cap or has waited longer than the purge delay. Takes [`PAGE_LOCK`].
+///
+/// # Safety
+/// The pages must be a run (or the tail of one) handed out by [`alloc_pages`] that nobody uses
+/// any more, with their page-map entries already cleared.
+pub unsafe fn free_pages(arena: *mut Arena, idx: usize, n: usize) {
+    let _g = Guard::new(&PAGE_LOCK);
+    // SAFETY: the caller guarantees arena is live and the range is ours to free.
+    unsafe { (*arena).free_range(idx, n, true) };
+    if DIRTY_SINCE.load(Ordering::Relaxed) == 0 {
+        DIRTY_SINCE.store(os::now_ms().max(1), Ordering::Relaxed);
+    }
+    maybe_purge_locked();
+}
+
+/// Purge if the dirty total exceeds the cap or the oldest dirty page waited past the delay.
+/// Caller holds [`PAGE_LOCK`].
+fn maybe_purge_locked() {
+    let dirty = DIRTY_PAGES.load(Ordering::Relaxed) * PAGE;
+    if dirty == 0 || !PURGE_ENABLED.load(Ordering::Relaxed) {
+        return;
+    }
+    let cfg = crate::config::get();
+    let since = DIRTY_SINCE.load(Ordering::Relaxed);
+    if dirty > cfg.dirty_cap || (since != 0 && os::now_ms().saturating_sub(since) >= cfg.purge_delay_ms) {
+        purge_locked();
+    }
+}
+
+/// Check the purge clock from a slow path that does not otherwise touch the buddy.
+pub fn tick() {
+    if DIRTY_PAGES.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let since = DIRTY_SINCE.load(Ordering::Relaxed);
+    if since != 0 && os::now_ms().saturating_sub(since) >= crate::config::get().purge_delay_ms {
+        let _g = Guard::new(&PAGE_LOCK);
+        maybe_purge_locked();
+    }
+}
+
+fn purge_locked() -> usize {
+    let mut total = 0;
+    let mut a = ARENAS.load(Ordering::Relaxed);
+    while !a.is_null() {
+        // SAFETY: arenas in the list are live; PAGE_LOCK is held.
+        let ar = unsafe { &mut *a };
+        if ar.dirty_pages != 0 {
+            total += ar.purge();
+        }
+        a = ar.next;
+    }
+    DIRTY_SINCE.store(0, Ordering::Relaxed);
+    total
+}
+
+/// Purge every dirty free page now (`malloc_trim`). Returns bytes released.
+pub fn purge_all() -> usize {
+    let _g = Guard::new(&PAGE_LOCK);
+    purge_locked() * PAGE
+}
+
+/// Totals for statistics: (free bytes in arenas, dirty free bytes).
+pub fn totals() -> (usize, usize) {
+    let _g = Guard::new(&PAGE_LOCK);
+    let (mut free, mut dirty) = (0, 0);
+    let mut a = ARENAS.load(Ordering::Relaxed);
+    while !a.is_null() {
+        // SAFETY: arenas in the list are live; PAGE_LOCK is held.
+        let ar = unsafe { &*a };
+        free += ar.free_pages as usize * PAGE;
+        dirty += ar.dirty_pages as usize * PAGE;
+        a = ar.next;
+    }
+    (free, dirty)
+}
+
+/// Sum `f` over the span header of every run in every arena. Reads owner-only fields without
+/// synchronisation: the result is a racy snapshot, which is what statistics need.
+pub fn sum_spans(f: impl Fn(&Span) -> usize) -> usize {
+    let mut total = 0;
+    let mut a = ARENAS.load(Ordering::Acquire);
+    while !a.is_null() {
+        // SAFETY: arenas are never unmapped; span headers are plain data, and a torn read of a
+        // counter only skews a statistic.
+        let ar = unsafe { &*a };
+        for s in ar.spans.iter() {
+            total += f(s);
+        }
+        a = ar.next;
+    }
+    total
+}
+
+/// Check the invariants of every arena (tests and debug tooling).
+pub fn check_all() {
+    let _g = Guard::new(&PAGE_LOCK);
+    let mut a = ARENAS.load(Ordering::Relaxed);
+    while !a.is_null() {
+        // SAFETY: arenas in the list are live; PAGE_LOCK is held.
+        let ar = unsafe { &*a };
+        ar.check_invariants();
+        a = ar.next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A private arena, not registered globally, for model tests.
+    struct TestArena(*mut Arena);
+    impl Drop for TestArena {
+        fn drop(&mut self) {
+            os::unmap(self.0 as *mut u8, ARENA_SIZE);
+        }
+    }
+
+    fn rng(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn order_arithmetic() {
+        assert_eq!(order_for(1), 0);
+        assert_eq!(order_for(4), 2);
+        assert_eq!(order_for(5), 3);
+        assert_eq!(order_for(MAX_RUN_PAGES), 13);
+    }
+
+    #[test]
+    fn fresh_arena_is_all_free_and_merges_back() {
+        let t = TestArena(Arena::create());
+        // SAFETY: private arena, single thread.
+        let a = unsafe { &mut *t.0 };
+        a.check_invariants();
+        assert_eq!(a.free_pages as usize, ARENA_PAGES - META_PAGES);
+        let (i1, _) = a.alloc_run(5, 2).unwrap();
+        let (i2, _) = a.alloc_run(MAX_RUN_PAGES, 2).unwrap();
+        a.check_invariants();
+        assert_eq!(i1 % 8, 0);
+        assert_eq!(i2 % MAX_RUN_PAGES, 0);
+        a.free_range(i1, 5, true);
+        a.free_range(i2, MAX_RUN_PAGES, false);
+        a.check_invariants();
+        assert_eq!(a.free_pages as usize, ARENA_PAGES - META_PAGES);
+        // Everything merged back: the upper half is one order-13 block again.
+        assert!(a.nonempty & (1 << 13) != 0);
+        assert_eq!(a.purge(), 8);
+        assert_eq!(a.dirty_pages, 0);
+    }
+
+    #[test]
+    fn random_runs_against_a_model() {
+        let t = TestArena(Arena::create());
+        // SAFETY: private arena, single thread.
+        let a = unsafe { &mut *t.0 };
+        let mut live: Vec<(usize, usize, u8)> = Vec::new();
+        let mut s = 0x9e3779b97f4a7c15u64;
+        for step in 0..4000 {
+            let r = rng(&mut s);
+            if live.is_empty() || r % 3 != 0 {
+                let n = match r % 10 {
+                    0 => 1 + (rng(&mut s) % 4096) as usize,
+                    1..=4 => 1 + (rng(&mut s) % 64) as usize,
+                    _ => 4 + (rng(&mut s) % 12) as usize,
+                };
+                let min_order = 2 + (rng(&mut s) % 3) as usize;
+                if let Some((idx, _)) = a.alloc_run(n, min_order) {
+                    assert_eq!(idx % (1 << min_order), 0);
+                    assert!(idx >= META_PAGES && idx + n <= ARENA_PAGES);
+                    for &(j, m, _) in &live {
+                        assert!(idx + n <= j || j + m <= idx, "overlap at step {step}");
+                    }
+                    // Contents survive: stamp the first and last page.
+                    let tag = (step % 251) as u8;
+                    let base = a.base();
+                    // SAFETY: the run is ours and mapped.
+                    unsafe {
+                        *((base + (idx << PAGE_SHIFT)) as *mut u8) = tag;
+                        *((base + ((idx + n - 1) << PAGE_SHIFT) + 7) as *mut u8) = tag;
+                    }
+                    live.push((idx, n, tag));
+                }
+            } else {
+                let k = (r as usize / 3) % live.len();
+                let (idx, n, tag) = live.swap_remove(k);
+                let base = a.base();
+                // SAFETY: the run is ours and mapped.
+                unsafe {
+                    assert_eq!(*((base + (idx << PAGE_SHIFT)) as *const u8), tag);
+                    assert_eq!(*((base + ((idx + n - 1) << PAGE_SHIFT) + 7) as *const u8), tag);
+                }
+                a.free_range(idx, n, true);
+            }
+            if step % 50 == 0 {
+                a.purge();
+            }
+            a.check_invariants();
+            let used: usize = live.iter().map(|l| l.1).sum();
+            assert_eq!(a.free_pages as usize + used, ARENA_PAGES - META_PAGES);
+        }
+        for (idx, n, _) in live.drain(..) {
+            a.free_range(idx, n, true);
+        }
+        a.check_invariants();
+        assert_eq!(a.free_pages as usize, ARENA_PAGES - META_PAGES);
+    }
+}

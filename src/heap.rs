@@ -1,0 +1,898 @@
+//! L4: per-thread heaps.
+//!
+//! Each thread allocates from its own [`Heap`], found through one initial-exec TLS slot (three
+//! instructions, no `__tls_get_addr` call: see [`tls_heap`]). A new thread's slot starts pointing
+//! at [`EMPTY_HEAP`], whose every class points at an empty span, so the fast path has no
+//! "initialised?" test: its first allocation simply misses and the slow path installs a real heap.
+//!
+//! A heap owns slabs. The owner allocates and frees on them with no lock and no atomic
+//! instruction. A thread that frees a block of a slab it does not own pushes the block onto the
+//! owning heap's `remote` stack (one CAS); the owner takes the whole stack with one swap in its
+//! slow path and frees the blocks locally.
+//!
+//! Heaps are never unmapped. When a thread exits, a pthread key destructor empties its heap
+//! where it can and then marks it abandoned (if it still owns live blocks) or free. A new
+//! thread takes a free or abandoned heap over whole, and a thread that runs short of slabs
+//! adopts an abandoned heap's slabs, so live slabs of dead threads are reused. After its
+//! destructor ran, a thread's slot points at [`DEAD_HEAP`]: it still allocates, through the
+//! locked global heap, and its frees take the remote path.
+
+use crate::buddy::{self, RUN_ALIGN};
+use crate::os::{self, PAGE};
+use crate::size_class::{CLASS_SIZE, NUM_CLASSES, SLAB_PAGES, SizeClass};
+use crate::slab::{Block, Kind, Span};
+use crate::sync::{Guard, RawLock};
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+
+/// A doubly linked list of spans.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct SpanList {
+    /// First span, or null.
+    pub head: *mut Span,
+    /// Last span, or null.
+    pub tail: *mut Span,
+    /// Number of spans on the list.
+    pub len: u32,
+}
+
+impl SpanList {
+    const EMPTY: SpanList = SpanList {
+        head: ptr::null_mut(),
+        tail: ptr::null_mut(),
+        len: 0,
+    };
+
+    /// # Safety
+    /// `s` is a valid span on no list; the caller owns both.
+    unsafe fn push_back(&mut self, s: *mut Span) {
+        // SAFETY: forwarded contract.
+        unsafe {
+            (*s).next = ptr::null_mut();
+            (*s).prev = self.tail;
+            if self.tail.is_null() {
+                self.head = s;
+            } else {
+                (*self.tail).next = s;
+            }
+        }
+        self.tail = s;
+        self.len += 1;
+    }
+
+    /// # Safety
+    /// `s` is a valid span on no list; the caller owns both.
+    unsafe fn push_front(&mut self, s: *mut Span) {
+        // SAFETY: forwarded contract.
+        unsafe {
+            (*s).prev = ptr::null_mut();
+            (*s).next = self.head;
+            if self.head.is_null() {
+                self.tail = s;
+            } else {
+                (*self.head).prev = s;
+            }
+        }
+        self.head = s;
+        self.len += 1;
+    }
+
+    /// # Safety
+    /// `s` is on this list; the caller owns both.
+    unsafe fn remove(&mut self, s: *mut Span) {
+        // SAFETY: forwarded contract.
+        unsafe {
+            let (p, n) = ((*s).prev, (*s).next);
+            if p.is_null() {
+                self.head = n;
+            } else {
+                (*p).next = n;
+            }
+            if n.is_null() {
+                self.tail = p;
+            } else {
+                (*n).prev = p;
+            }
+            (*s).next = ptr::null_mut();
+            (*s).prev = ptr::null_mut();
+        }
+        self.len -= 1;
+    }
+}
+
+/// Keeps a field on its own cache line so remote pushes do not disturb the owner's lines.
+#[repr(C, align(64))]
+pub struct Padded<T>(pub T);
+
+/// Lifecycle state of a heap, changed under [`HEAPS_LOCK`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+enum State {
+    /// Owned by a running thread.
+    Active = 1,
+    /// Its thread exited while it still owned live blocks.
+    Abandoned = 2,
+    /// Owns nothing; ready for a new thread.
+    Free = 3,
+}
+
+/// A thread's heap.
+///
+/// Invariants (checked by [`Heap::check_invariants`]):
+/// - `direct[c]` is `queues[c].head`, or the shared empty span when that queue is empty;
+/// - every span on `queues[c]` is a slab of class `c` with `in_full == 0` and `heap == self`;
+///   every span on `full` has `in_full == 1` and `heap == self`;
+/// - each owned span is on exactly one of those lists.
+#[repr(C)]
+pub struct Heap {
+    /// Span to allocate from for each class (the fast path reads only this).
+    pub direct: [*mut Span; NUM_CLASSES],
+    /// Slabs with (possibly) free blocks, per class.
+    queues: [SpanList; NUM_CLASSES],
+    /// Slabs found with no free block.
+    full: SpanList,
+    /// Lifecycle state (a `State`), under HEAPS_LOCK.
+    state: u32,
+    /// Next heap of all heaps ever made (for fork), under HEAPS_LOCK.
+    all_next: *mut Heap,
+    /// Next heap on the abandoned or free list, under HEAPS_LOCK.
+    list_next: *mut Heap,
+    /// Blocks freed by other threads, linked through their first word.
+    remote: Padded<AtomicPtr<Block>>,
+}
+
+/// A `Heap` that may live in a `static`.
+#[repr(transparent)]
+pub struct StaticHeap(pub core::cell::UnsafeCell<Heap>);
+// SAFETY: EMPTY_HEAP and DEAD_HEAP are never written (their spans are empty, so every write path
+// is cut off before touching them); GLOBAL_HEAP is only used under GLOBAL_LOCK.
+unsafe impl Sync for StaticHeap {}
+
+/// A span with no blocks (and the page-map marker for freed runs).
+#[repr(transparent)]
+pub struct StaticSpan(pub core::cell::UnsafeCell<Span>);
+// SAFETY: never written: pop on an empty span writes nothing, and no heap owns it.
+unsafe impl Sync for StaticSpan {}
+
+/// The empty span every `direct` slot of a fresh heap points to.
+pub static EMPTY_SPAN: StaticSpan = StaticSpan(core::cell::UnsafeCell::new(Span::empty()));
+
+const fn heap_init() -> Heap {
+    Heap {
+        direct: [EMPTY_SPAN.0.get(); NUM_CLASSES],
+        queues: [SpanList::EMPTY; NUM_CLASSES],
+        full: SpanList::EMPTY,
+        state: 0,
+        all_next: ptr::null_mut(),
+        list_next: ptr::null_mut(),
+        remote: Padded(AtomicPtr::new(ptr::null_mut())),
+    }
+}
+
+/// The heap of a thread that has not allocated yet.
+pub static EMPTY_HEAP: StaticHeap = StaticHeap(core::cell::UnsafeCell::new(heap_init()));
+/// The heap of a thread whose exit destructor already ran.
+pub static DEAD_HEAP: StaticHeap = StaticHeap(core::cell::UnsafeCell::new(heap_init()));
+/// Serves threads past their exit destructor, under GLOBAL_LOCK.
+static GLOBAL_HEAP: StaticHeap = StaticHeap(core::cell::UnsafeCell::new(heap_init()));
+
+/// Lock 1 in the lock order: the global heap.
+pub static GLOBAL_LOCK: RawLock = RawLock::new();
+/// Lock 2 in the lock order: heap lists (all, abandoned, free) and heap metadata memory.
+pub static HEAPS_LOCK: RawLock = RawLock::new();
+static ALL_HEAPS: AtomicPtr<Heap> = AtomicPtr::new(ptr::null_mut());
+static ABANDONED: AtomicPtr<Heap> = AtomicPtr::new(ptr::null_mut());
+static FREE_HEAPS: AtomicPtr<Heap> = AtomicPtr::new(ptr::null_mut());
+/// Number of abandoned heaps (read without the lock as a hint).
+static ABANDONED_COUNT: AtomicUsize = AtomicUsize::new(0);
+/// Bump region for heap structs.
+static META_CUR: AtomicUsize = AtomicUsize::new(0);
+static META_END: AtomicUsize = AtomicUsize::new(0);
+
+// The thread's heap pointer lives in one initial-exec TLS slot whose initial value (copied into
+// every new thread) is the address of EMPTY_HEAP.
+core::arch::global_asm!(
+    ".pushsection .tdata,\"awT\",@progbits",
+    ".p2align 3",
+    ".type xalloc_tls_heap,@object",
+    ".size xalloc_tls_heap, 8",
+    "xalloc_tls_heap:",
+    ".quad {empty}",
+    ".popsection",
+    empty = sym EMPTY_HEAP,
+);
+
+/// The calling thread's heap: `mov off(%rip),%rax; mov %fs:(%rax),%rax` — no call.
+#[inline(always)]
+pub fn tls_heap() -> *mut Heap {
+    let off: usize;
+    let h: *mut Heap;
+    // SAFETY: reads the GOT entry holding our TLS slot's offset from the thread pointer, then
+    // the slot itself; both are valid for every thread for the life of the process.
+    unsafe {
+        core::arch::asm!(
+            "mov {off}, qword ptr [rip + xalloc_tls_heap@GOTTPOFF]",
+            "mov {h}, qword ptr fs:[{off}]",
+            off = out(reg) off,
+            h = out(reg) h,
+            options(nostack, readonly, preserves_flags, pure)
+        );
+    }
+    let _ = off;
+    h
+}
+
+fn set_tls_heap(h: *mut Heap) {
+    // SAFETY: writes this thread's own TLS slot (see tls_heap).
+    unsafe {
+        core::arch::asm!(
+            "mov {off}, qword ptr [rip + xalloc_tls_heap@GOTTPOFF]",
+            "mov qword ptr fs:[{off}], {h}",
+            off = out(reg) _,
+            h = in(reg) h,
+            options(nostack, preserves_flags)
+        );
+    }
+}
+
+/// The pthread key whose destructor tears a heap down; `u32::MAX` until created.
+static KEY: AtomicU32 = AtomicU32::new(u32::MAX);
+/// 0 = not started, 1 = in progress, 2 = done.
+static INIT: AtomicU32 = AtomicU32::new(0);
+
+/// One-time process set-up: the thread-exit key and fork handlers. Everything else the
+/// allocator needs is zero-initialised static data, so a call that re-enters from inside this
+/// function (pthread_atfork may allocate) simply proceeds.
+fn global_init() {
+    if INIT.load(Ordering::Acquire) == 2 {
+        return;
+    }
+    if INIT
+        .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        return;
+    }
+    if let Some(k) = os::key_create(thread_exit) {
+        KEY.store(k, Ordering::Release);
+    }
+    os::atfork(fork_prepare, fork_parent, fork_child);
+    crate::stats::register_exit_hook();
+    INIT.store(2, Ordering::Release);
+}
+
+/// Bump-allocate a zeroed, 64-byte aligned heap struct. Caller holds HEAPS_LOCK.
+fn meta_alloc_heap() -> *mut Heap {
+    let size = (core::mem::size_of::<Heap>() + 63) & !63;
+    let mut cur = META_CUR.load(Ordering::Relaxed);
+    if cur == 0 || cur + size > META_END.load(Ordering::Relaxed) {
+        let chunk = 64 * PAGE;
+        let p = os::map(chunk);
+        if p.is_null() {
+            return ptr::null_mut();
+        }
+        cur = p as usize;
+        META_END.store(cur + chunk, Ordering::Relaxed);
+    }
+    META_CUR.store(cur + size, Ordering::Relaxed);
+    let h = cur as *mut Heap;
+    // SAFETY: fresh, exclusively owned memory of the right size and alignment.
+    unsafe { h.write(heap_init()) };
+    h
+}
+
+/// Give the calling thread a heap. Returns null only when out of memory.
+#[cold]
+fn thread_init() -> *mut Heap {
+    global_init();
+    // global_init may have allocated (pthread_atfork, atexit), which installed a heap already.
+    let cur = tls_heap();
+    if cur != EMPTY_HEAP.0.get() {
+        return cur;
+    }
+    let h = {
+        let _g = Guard::new(&HEAPS_LOCK);
+        let mut h = FREE_HEAPS.load(Ordering::Relaxed);
+        if !h.is_null() {
+            // SAFETY: heaps on the free list are valid; HEAPS_LOCK held.
+            FREE_HEAPS.store(unsafe { (*h).list_next }, Ordering::Relaxed);
+        } else {
+            h = ABANDONED.load(Ordering::Relaxed);
+            if !h.is_null() {
+                // SAFETY: as above.
+                ABANDONED.store(unsafe { (*h).list_next }, Ordering::Relaxed);
+                ABANDONED_COUNT.fetch_sub(1, Ordering::Relaxed);
+            } else {
+                h = meta_alloc_heap();
+                if h.is_null() {
+                    return h;
+                }
+                // SAFETY: h is fresh; HEAPS_LOCK held.
+                unsafe { (*h).all_next = ALL_HEAPS.load(Ordering::Relaxed) };
+                ALL_HEAPS.store(h, Ordering::Relaxed);
+            }
+        }
+        // SAFETY: h is now exclusively ours.
+        unsafe {
+            (*h).state = State::Active as u32;
+            (*h).list_next = ptr::null_mut();
+        }
+        h
+    };
+    set_tls_heap(h);
+    let k = KEY.load(Ordering::Acquire);
+    if k != u32::MAX {
+        // May re-enter calloc for keys >= 32: the slot already holds h, so that works.
+        os::key_set(k, h as *mut u8);
+    }
+    h
+}
+
+/// pthread key destructor: tear the exiting thread's heap down.
+unsafe extern "C" fn thread_exit(arg: *mut libc::c_void) {
+    let h = arg as *mut Heap;
+    set_tls_heap(DEAD_HEAP.0.get());
+    if h.is_null() {
+        return;
+    }
+    // SAFETY: h was this thread's heap; nobody else owns it.
+    unsafe { abandon(h) };
+}
+
+/// Release what a heap can give back and put it on the abandoned or free list.
+///
+/// # Safety
+/// The caller exclusively owns `h` (its thread is gone or is the caller).
+unsafe fn abandon(h: *mut Heap) {
+    // SAFETY: exclusive ownership per the contract.
+    let heap = unsafe { &mut *h };
+    heap.collect_remote(h);
+    for c in 0..NUM_CLASSES {
+        let mut s = heap.queues[c].head;
+        while !s.is_null() {
+            // SAFETY: spans on our queues are ours.
+            let next = unsafe { (*s).next };
+            // SAFETY: as above.
+            if unsafe { (*s).used } == 0 {
+                // SAFETY: as above.
+                unsafe {
+                    heap.queues[c].remove(s);
+                    release_slab(s);
+                }
+            }
+            s = next;
+        }
+        heap.sync_direct(c);
+    }
+    let empty = heap.full.len == 0 && heap.queues.iter().all(|q| q.len == 0);
+    let _g = Guard::new(&HEAPS_LOCK);
+    if empty {
+        heap.state = State::Free as u32;
+        heap.list_next = FREE_HEAPS.load(Ordering::Relaxed);
+        FREE_HEAPS.store(h, Ordering::Relaxed);
+    } else {
+        heap.state = State::Abandoned as u32;
+        heap.list_next = ABANDONED.load(Ordering::Relaxed);
+        ABANDONED.store(h, Ordering::Relaxed);
+        ABANDONED_COUNT.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Return an empty slab's pages to the buddy.
+///
+/// # Safety
+/// `s` is an owned slab with `used == 0`, on no list.
+unsafe fn release_slab(s: *mut Span) {
+    // SAFETY: forwarded contract.
+    let span = unsafe { &mut *s };
+    xa_assert!(span.used == 0);
+    span.kind = Kind::Unused;
+    span.heap.store(ptr::null_mut(), Ordering::Relaxed);
+    // SAFETY: the span's arena is live.
+    let arena = unsafe { &*span.arena };
+    arena.map_pages(span.idx as usize, span.pages as usize, freed_marker());
+    // SAFETY: the run is unused and unmapped from the page map.
+    unsafe { buddy::free_pages(span.arena, span.idx as usize, span.pages as usize) };
+}
+
+/// The page-map entry of freed runs: a span no heap owns, of kind `Unused`, in which no
+/// pointer is a block start, so `free` of a pointer into a freed run reports a double free.
+#[inline]
+pub fn freed_marker() -> *mut Span {
+    static FREED: StaticSpan = StaticSpan(core::cell::UnsafeCell::new(Span::empty()));
+    FREED.0.get()
+}
+
+impl Heap {
+    /// Point `direct[c]` at the head of the class queue, or the empty span.
+    #[inline]
+    fn sync_direct(&mut self, c: SizeClass) {
+        let h = self.queues[c].head;
+        self.direct[c] = if h.is_null() { EMPTY_SPAN.0.get() } else { h };
+    }
+
+    /// Take every block other threads freed to this heap and free it locally (or forward it
+    /// to the slab's current owner if the slab changed hands).
+    fn collect_remote(&mut self, me: *mut Heap) {
+        let mut b = self.remote.0.swap(ptr::null_mut(), Ordering::Acquire);
+        while !b.is_null() {
+            // SAFETY: blocks on the remote stack are live blocks handed to us.
+            let next = unsafe { (*b).next };
+            let s = buddy::span_of(b as usize);
+            // SAFETY: a block in transit keeps its slab alive.
+            if unsafe { (*s).heap.load(Ordering::Relaxed) } == me {
+                // SAFETY: we own s.
+                unsafe { self.free_local(s, b) };
+            } else {
+                // SAFETY: s is a live slab.
+                unsafe { remote_free(s, b) };
+            }
+            b = next;
+        }
+    }
+
+    /// Free block `b` of our slab `s` (the path taken by collected remote frees and the cold
+    /// part of the local fast path).
+    ///
+    /// # Safety
+    /// We own `s`; `b` is a live block of it.
+    unsafe fn free_local(&mut self, s: *mut Span, b: *mut Block) {
+        // SAFETY: forwarded contract.
+        unsafe {
+            (*b).next = (*s).local_free;
+            (*s).local_free = b;
+            (*s).used -= 1;
+            self.after_free(s);
+        }
+    }
+
+    /// Housekeeping after a local free made `s` leave the full list or become empty.
+    ///
+    /// # Safety
+    /// We own `s`.
+    #[cold]
+    pub unsafe fn after_free(&mut self, s: *mut Span) {
+        // SAFETY: forwarded contract.
+        let span = unsafe { &mut *s };
+        let c = span.class as usize;
+        if span.in_full != 0 {
+            // SAFETY: s is on our full list.
+            unsafe {
+                self.full.remove(s);
+                span.in_full = 0;
+                self.queues[c].push_back(s);
+            }
+            self.sync_direct(c);
+        }
+        if span.used == 0 && self.queues[c].len > 1 {
+            // Keep one empty slab per class to avoid thrashing; release the others.
+            // SAFETY: s is on queue c.
+            unsafe {
+                self.queues[c].remove(s);
+                release_slab(s);
+            }
+            self.sync_direct(c);
+        }
+    }
+
+    /// Verify the invariants documented on the type. Aborts on violation.
+    ///
+    /// # Safety
+    /// The caller owns the heap.
+    pub unsafe fn check_invariants(&self, me: *mut Heap) {
+        for c in 0..NUM_CLASSES {
+            let q = &self.queues[c];
+            if q.head.is_null() {
+                xa_check!(self.direct[c] == EMPTY_SPAN.0.get());
+            } else {
+                xa_check!(self.direct[c] == q.head);
+            }
+            let (mut s, mut n) = (q.head, 0);
+            while !s.is_null() {
+                // SAFETY: spans on our queues are ours.
+                let span = unsafe { &*s };
+                xa_check!(span.class as usize == c && span.in_full == 0 && span.kind == Kind::Slab);
+                xa_check!(span.heap.load(Ordering::Relaxed) == me);
+                // SAFETY: we own the span.
+                unsafe { span.check_invariants() };
+                n += 1;
+                s = span.next;
+            }
+            xa_check!(n == q.len);
+        }
+        let (mut s, mut n) = (self.full.head, 0);
+        while !s.is_null() {
+            // SAFETY: spans on our full list are ours.
+            let span = unsafe { &*s };
+            xa_check!(span.in_full == 1 && span.heap.load(Ordering::Relaxed) == me);
+            n += 1;
+            s = span.next;
+        }
+        xa_check!(n == self.full.len);
+    }
+}
+
+/// Push block `b` of slab `s` onto its owner's remote stack. One CAS.
+///
+/// # Safety
+/// `s` is a live slab and `b` a live block of it that the caller gives up.
+pub unsafe fn remote_free(s: *mut Span, b: *mut Block) {
+    // SAFETY: a live block keeps its slab (and the slab's heap pointer) valid; heaps are never
+    // unmapped.
+    let owner = unsafe { (*s).heap.load(Ordering::Acquire) };
+    // SAFETY: heaps are never unmapped.
+    let stack = unsafe { &(*owner).remote.0 };
+    let mut head = stack.load(Ordering::Relaxed);
+    loop {
+        // SAFETY: we own b until the CAS publishes it.
+        unsafe { (*b).next = head };
+        match stack.compare_exchange_weak(head, b, Ordering::Release, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(h) => head = h,
+        }
+    }
+}
+
+/// Allocate a block of class `c` for the calling thread. The fast path is about 10
+/// instructions: TLS read, `direct[c]`, pop.
+#[inline(always)]
+pub fn alloc_small(c: SizeClass) -> *mut u8 {
+    let h = tls_heap();
+    // SAFETY: h is the thread's heap (or a static empty one); direct[c] is always a valid span,
+    // and pop writes only to spans that have free blocks, which only the owner has.
+    unsafe {
+        let s = *(*h).direct.get_unchecked(c);
+        let b = (*s).pop();
+        if !b.is_null() {
+            return b as *mut u8;
+        }
+    }
+    alloc_small_slow(h, c)
+}
+
+#[cold]
+#[inline(never)]
+fn alloc_small_slow(h: *mut Heap, c: SizeClass) -> *mut u8 {
+    if h == EMPTY_HEAP.0.get() {
+        let h = thread_init();
+        if h.is_null() {
+            return ptr::null_mut();
+        }
+        return alloc_small(c);
+    }
+    if h == DEAD_HEAP.0.get() {
+        let _g = Guard::new(&GLOBAL_LOCK);
+        // SAFETY: GLOBAL_HEAP is ours under GLOBAL_LOCK.
+        return unsafe { heap_alloc_slow(GLOBAL_HEAP.0.get(), c) };
+    }
+    // SAFETY: h is this thread's own heap.
+    unsafe { heap_alloc_slow(h, c) }
+}
+
+/// Find or make a slab with a free block of class `c` and pop one.
+///
+/// # Safety
+/// The caller owns `h`.
+unsafe fn heap_alloc_slow(h: *mut Heap, c: SizeClass) -> *mut u8 {
+    // SAFETY: forwarded contract.
+    let heap = unsafe { &mut *h };
+    heap.collect_remote(h);
+    buddy::tick();
+    let mut adopted = false;
+    loop {
+        let mut s = heap.queues[c].head;
+        while !s.is_null() {
+            // SAFETY: spans on our queue are ours.
+            let span = unsafe { &mut *s };
+            // SAFETY: as above.
+            if !span.free.is_null() || unsafe { span.refill() } {
+                if heap.queues[c].head != s {
+                    // SAFETY: s is on queue c.
+                    unsafe {
+                        heap.queues[c].remove(s);
+                        heap.queues[c].push_front(s);
+                    }
+                }
+                heap.sync_direct(c);
+                // SAFETY: s now has a free block.
+                return unsafe { span.pop() } as *mut u8;
+            }
+            let next = span.next;
+            // SAFETY: s is on queue c; moving it to the full list.
+            unsafe {
+                heap.queues[c].remove(s);
+                span.in_full = 1;
+                heap.full.push_back(s);
+            }
+            s = next;
+        }
+        heap.sync_direct(c);
+        if !adopted && ABANDONED_COUNT.load(Ordering::Relaxed) != 0 && h != GLOBAL_HEAP.0.get() {
+            adopted = true;
+            // SAFETY: we own h.
+            if unsafe { adopt_one(h) } {
+                continue;
+            }
+        }
+        break;
+    }
+    let s = new_slab(h, c);
+    if s.is_null() {
+        return ptr::null_mut();
+    }
+    // SAFETY: s is a fresh slab owned by h, on no list.
+    unsafe {
+        heap.queues[c].push_front(s);
+        heap.sync_direct(c);
+        (*s).refill();
+        (*s).pop() as *mut u8
+    }
+}
+
+/// Make a new empty slab of class `c` owned by `h`; null when out of memory.
+fn new_slab(h: *mut Heap, c: SizeClass) -> *mut Span {
+    let pages = SLAB_PAGES[c] as usize;
+    let Some(run) = buddy::alloc_pages(pages, 2) else {
+        return ptr::null_mut();
+    };
+    // SAFETY: the run and its span header are ours now.
+    unsafe {
+        let arena = &mut *run.arena;
+        let s = arena.span_at(run.idx);
+        let span = &mut *s;
+        span.init_slab(h, c, CLASS_SIZE[c] as usize, run.addr() as *mut u8, pages);
+        span.arena = run.arena;
+        span.idx = run.idx as u32;
+        span.zeroed = run.zeroed;
+        arena.map_pages(run.idx, pages, s);
+        s
+    }
+}
+
+/// Take one abandoned heap's slabs into `me`. Returns whether anything was adopted.
+///
+/// # Safety
+/// The caller owns `me`.
+unsafe fn adopt_one(me: *mut Heap) -> bool {
+    let victim = {
+        let _g = Guard::new(&HEAPS_LOCK);
+        let v = ABANDONED.load(Ordering::Relaxed);
+        if v.is_null() {
+            return false;
+        }
+        // SAFETY: heaps on the list are valid; HEAPS_LOCK held.
+        ABANDONED.store(unsafe { (*v).list_next }, Ordering::Relaxed);
+        ABANDONED_COUNT.fetch_sub(1, Ordering::Relaxed);
+        v
+    };
+    // SAFETY: victim is off every list: we own it exclusively; we own me.
+    let (v, heap) = unsafe { (&mut *victim, &mut *me) };
+    for c in 0..NUM_CLASSES {
+        while !v.queues[c].head.is_null() {
+            let s = v.queues[c].head;
+            // SAFETY: s is on v's queue; we own both heaps.
+            unsafe {
+                v.queues[c].remove(s);
+                (*s).heap.store(me, Ordering::Release);
+                heap.queues[c].push_back(s);
+            }
+        }
+        v.sync_direct(c);
+        heap.sync_direct(c);
+    }
+    while !v.full.head.is_null() {
+        let s = v.full.head;
+        // SAFETY: as above.
+        unsafe {
+            v.full.remove(s);
+            (*s).heap.store(me, Ordering::Release);
+            heap.full.push_back(s);
+        }
+    }
+    // Blocks already pushed to the victim's stack belong to slabs that are now ours.
+    let mut b = v.remote.0.swap(ptr::null_mut(), Ordering::Acquire);
+    while !b.is_null() {
+        // SAFETY: live blocks in transit.
+        let next = unsafe { (*b).next };
+        let s = buddy::span_of(b as usize);
+        // SAFETY: s is live while b is.
+        if unsafe { (*s).heap.load(Ordering::Relaxed) } == me {
+            // SAFETY: we own s.
+            unsafe { heap.free_local(s, b) };
+        } else {
+            // SAFETY: s is live.
+            unsafe { remote_free(s, b) };
+        }
+        b = next;
+    }
+    let _g = Guard::new(&HEAPS_LOCK);
+    v.state = State::Free as u32;
+    v.list_next = FREE_HEAPS.load(Ordering::Relaxed);
+    FREE_HEAPS.store(victim, Ordering::Relaxed);
+    true
+}
+
+/// Free a block of a slab, from any thread. The local case is a handful of instructions: one
+/// compare of the owner against the TLS heap, a push, a counter.
+///
+/// # Safety
+/// `s` is the slab span `buddy::span_of(p)` returned (kind Slab) and `p` is a block start of it.
+#[inline(always)]
+pub unsafe fn free_small(s: *mut Span, p: *mut u8) {
+    let h = tls_heap();
+    let b = p as *mut Block;
+    // SAFETY: s is a valid span; if we own it, the owner-only fields are ours.
+    unsafe {
+        if (*s).heap.load(Ordering::Relaxed) == h {
+            let lf = (*s).local_free;
+            if b == lf {
+                crate::debug::misuse("free", "double free", p as usize);
+            }
+            (*b).next = lf;
+            (*s).local_free = b;
+            (*s).used -= 1;
+            if (*s).used == 0 || (*s).in_full != 0 {
+                (*h).after_free(s);
+            }
+            return;
+        }
+        free_small_slow(h, s, b)
+    }
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn free_small_slow(h: *mut Heap, s: *mut Span, b: *mut Block) {
+    let _ = h;
+    // SAFETY: caller's contract: s is a live slab or large span.
+    unsafe {
+        if (*s).kind == Kind::Large {
+            free_large(s)
+        } else {
+            // Another heap's block (or the global heap's): hand it to the owner.
+            remote_free(s, b)
+        }
+    }
+}
+
+/// Free a medium block (called from the free slow path).
+///
+/// # Safety
+/// `s` is a live large span.
+#[cold]
+pub unsafe fn free_large(s: *mut Span) {
+    // SAFETY: forwarded contract.
+    let span = unsafe { &mut *s };
+    span.kind = Kind::Unused;
+    span.span_bytes = 0;
+    span.heap.store(ptr::null_mut(), Ordering::Relaxed);
+    // SAFETY: live arena.
+    unsafe { (*span.arena).map_pages(span.idx as usize, span.pages as usize, freed_marker()) };
+    // SAFETY: the run is ours and no longer mapped in the page map.
+    unsafe { buddy::free_pages(span.arena, span.idx as usize, span.pages as usize) };
+}
+
+
+
+/// Statistics: bytes in live small blocks, summed over every arena's span headers. Racy by
+/// design (owner-only counters are read without synchronisation); good enough for mallinfo.
+pub fn small_bytes_in_use() -> usize {
+    buddy::sum_spans(|s| {
+        if s.kind == Kind::Slab {
+            s.used as usize * s.block_size as usize
+        } else {
+            0
+        }
+    })
+}
+
+/// Number of heaps ever created and of abandoned heaps (statistics).
+pub fn heap_counts() -> (usize, usize) {
+    let _g = Guard::new(&HEAPS_LOCK);
+    let mut n = 0;
+    let mut h = ALL_HEAPS.load(Ordering::Relaxed);
+    while !h.is_null() {
+        n += 1;
+        // SAFETY: heaps are never freed; HEAPS_LOCK held.
+        h = unsafe { (*h).all_next };
+    }
+    (n, ABANDONED_COUNT.load(Ordering::Relaxed))
+}
+
+/// Check the calling thread's heap and every arena (tests).
+pub fn check_current() {
+    let h = tls_heap();
+    if h != EMPTY_HEAP.0.get() && h != DEAD_HEAP.0.get() {
+        // SAFETY: our own heap.
+        unsafe { (*h).check_invariants(h) };
+    }
+    buddy::check_all();
+}
+
+/// Empty the calling thread's heap as far as possible (collect remote frees, release empty
+/// slabs), for `malloc_trim`.
+pub fn trim_current() {
+    let h = tls_heap();
+    if h == EMPTY_HEAP.0.get() || h == DEAD_HEAP.0.get() {
+        return;
+    }
+    // SAFETY: our own heap.
+    let heap = unsafe { &mut *h };
+    heap.collect_remote(h);
+    for c in 0..NUM_CLASSES {
+        let mut s = heap.queues[c].head;
+        while !s.is_null() {
+            // SAFETY: our spans.
+            let next = unsafe { (*s).next };
+            // SAFETY: as above.
+            if unsafe { (*s).used } == 0 {
+                // SAFETY: s is on queue c.
+                unsafe {
+                    heap.queues[c].remove(s);
+                    release_slab(s);
+                }
+            }
+            s = next;
+        }
+        heap.sync_direct(c);
+    }
+}
+
+extern "C" fn fork_prepare() {
+    if !os::multi_threaded() {
+        return;
+    }
+    // Take glibc's stdio list lock before ours, the order a thread inside getdelim or
+    // fflush(NULL) already follows (it holds stdio locks when it calls malloc). Taking ours
+    // first would deadlock against it.
+    os::stdio_list_lock();
+    GLOBAL_LOCK.lock();
+    HEAPS_LOCK.lock();
+    buddy::PAGE_LOCK.lock();
+    crate::huge::HUGE_LOCK.lock();
+    FORK_LOCKED.store(1, Ordering::Relaxed);
+}
+
+/// Whether the prepare handler took the locks (per fork).
+static FORK_LOCKED: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn fork_parent() {
+    if FORK_LOCKED.swap(0, Ordering::Relaxed) == 0 {
+        return;
+    }
+    crate::huge::HUGE_LOCK.unlock();
+    buddy::PAGE_LOCK.unlock();
+    HEAPS_LOCK.unlock();
+    GLOBAL_LOCK.unlock();
+    os::stdio_list_unlock();
+}
+
+extern "C" fn fork_child() {
+    let locked = FORK_LOCKED.swap(0, Ordering::Relaxed) != 0;
+    crate::huge::HUGE_LOCK.reset();
+    buddy::PAGE_LOCK.reset();
+    HEAPS_LOCK.reset();
+    GLOBAL_LOCK.reset();
+    if locked {
+        // glibc resets the list lock itself when it saw several threads; resetting again is
+        // harmless and also covers the case where only we took it.
+        os::stdio_list_reset();
+    }
+    // Every other thread is gone: their heaps become abandoned, to be adopted.
+    let me = tls_heap();
+    let mut h = ALL_HEAPS.load(Ordering::Relaxed);
+    while !h.is_null() {
+        // SAFETY: single-threaded child; heaps are never freed.
+        let heap = unsafe { &mut *h };
+        if h != me && heap.state == State::Active as u32 {
+            heap.state = State::Abandoned as u32;
+            heap.list_next = ABANDONED.load(Ordering::Relaxed);
+            ABANDONED.store(h, Ordering::Relaxed);
+            ABANDONED_COUNT.fetch_add(1, Ordering::Relaxed);
+        }
+        h = heap.all_next;
+    }
+}
+
+const _: () = assert!(RUN_ALIGN == 4);

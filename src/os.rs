@@ -1,0 +1,267 @@
+//! L0: the only module that calls the C library or the kernel.
+//!
+//! Contract shared by every function here: arguments are page aligned where the name says so, no
+//! function allocates, none takes a lock, and none touches `errno` in a way its caller can see
+//! (every system call here restores `errno`, so `free` never changes it; failures are reported
+//! by return value and the callers set `ENOMEM` themselves).
+
+use core::ptr;
+
+/// Size of a system page, fixed at 4 KiB on x86-64 Linux.
+pub const PAGE_SHIFT: usize = 12;
+/// Bytes in one page.
+pub const PAGE: usize = 1 << PAGE_SHIFT;
+
+/// Saves `errno` on creation and restores it on drop, so `free` never changes it.
+pub struct ErrnoGuard(i32);
+
+impl ErrnoGuard {
+    /// Remember the current `errno`.
+    #[inline]
+    pub fn new() -> Self {
+        // SAFETY: __errno_location always returns this thread's valid errno slot.
+        ErrnoGuard(unsafe { *libc::__errno_location() })
+    }
+}
+
+impl Drop for ErrnoGuard {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: as in `new`.
+        unsafe { *libc::__errno_location() = self.0 }
+    }
+}
+
+/// Set `errno` for the calling thread.
+#[inline]
+pub fn set_errno(e: i32) {
+    // SAFETY: __errno_location always returns this thread's valid errno slot.
+    unsafe { *libc::__errno_location() = e }
+}
+
+/// Map `len` bytes (a multiple of the page size) of fresh zeroed read-write memory, reserving
+/// address space lazily (`MAP_NORESERVE`). Returns null on failure.
+pub fn map(len: usize) -> *mut u8 {
+    let _e = ErrnoGuard::new();
+    // SAFETY: an anonymous private mapping with a null hint has no preconditions.
+    let p = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        ptr::null_mut()
+    } else {
+        p as *mut u8
+    }
+}
+
+/// Map `len` bytes aligned to `align` (a power of two no smaller than a page) by over-mapping
+/// and trimming both ends. Returns null on failure.
+pub fn map_aligned(len: usize, align: usize) -> *mut u8 {
+    let Some(total) = len.checked_add(align - PAGE) else {
+        return ptr::null_mut();
+    };
+    let raw = map(total);
+    if raw.is_null() {
+        return raw;
+    }
+    let start = raw as usize;
+    let aligned = (start + align - 1) & !(align - 1);
+    let head = aligned - start;
+    let tail = total - head - len;
+    if head > 0 {
+        unmap(raw, head);
+    }
+    if tail > 0 {
+        unmap((aligned + len) as *mut u8, tail);
+    }
+    aligned as *mut u8
+}
+
+/// Unmap a range previously returned by [`map`] or [`map_aligned`] (or a page-aligned part of it).
+pub fn unmap(p: *mut u8, len: usize) {
+    let _e = ErrnoGuard::new();
+    // SAFETY: the caller hands back a page-aligned range it mapped itself; munmap of such a range
+    // cannot affect memory anyone else owns.
+    unsafe {
+        libc::munmap(p as *mut libc::c_void, len);
+    }
+}
+
+/// Give the physical pages of a page-aligned range back to the kernel. The range stays mapped
+/// and reads back as zeros (`MADV_DONTNEED`, which lowers the resident size at once, unlike
+/// `MADV_FREE`).
+pub fn decommit(p: *mut u8, len: usize) {
+    let _e = ErrnoGuard::new();
+    // SAFETY: the caller owns the page-aligned range; DONTNEED on private anonymous memory only
+    // drops its contents.
+    unsafe {
+        libc::madvise(p as *mut libc::c_void, len, libc::MADV_DONTNEED);
+    }
+}
+
+/// Grow or shrink a mapping, moving it if needed. Returns null on failure (the old mapping is
+/// then untouched).
+pub fn remap(p: *mut u8, old_len: usize, new_len: usize) -> *mut u8 {
+    let _e = ErrnoGuard::new();
+    // SAFETY: the caller owns the mapping [p, p+old_len); MREMAP_MAYMOVE never clobbers other
+    // mappings.
+    let q = unsafe {
+        libc::mremap(
+            p as *mut libc::c_void,
+            old_len,
+            new_len,
+            libc::MREMAP_MAYMOVE,
+        )
+    };
+    if q == libc::MAP_FAILED {
+        ptr::null_mut()
+    } else {
+        q as *mut u8
+    }
+}
+
+/// Write all of `buf` to file descriptor `fd`, retrying on short writes; errors are ignored.
+pub fn write_all(fd: i32, mut buf: &[u8]) {
+    let _g = ErrnoGuard::new();
+    while !buf.is_empty() {
+        // SAFETY: buf is a valid readable slice for its length.
+        let n = unsafe { libc::write(fd, buf.as_ptr() as *const libc::c_void, buf.len()) };
+        if n <= 0 {
+            return;
+        }
+        buf = &buf[n as usize..];
+    }
+}
+
+/// Abort the process with SIGABRT.
+pub fn abort() -> ! {
+    // SAFETY: abort has no preconditions.
+    unsafe { libc::abort() }
+}
+
+/// Milliseconds from a coarse monotonic clock (a vDSO read, a few nanoseconds).
+pub fn now_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out-parameter.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    (ts.tv_sec as u64) * 1000 + (ts.tv_nsec as u64) / 1_000_000
+}
+
+/// Block while `*word == expected` (a private futex wait); returns on wake-up, signal or mismatch.
+pub fn futex_wait(word: &core::sync::atomic::AtomicU32, expected: u32) {
+    // SAFETY: the futex word is a valid, aligned u32 for the duration of the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            ptr::null::<libc::timespec>(),
+        );
+    }
+}
+
+/// Wake one waiter blocked on `word`.
+pub fn futex_wake_one(word: &core::sync::atomic::AtomicU32) {
+    // SAFETY: the futex word is a valid, aligned u32.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            1,
+        );
+    }
+}
+
+/// Give up the CPU briefly.
+pub fn yield_now() {
+    // SAFETY: sched_yield has no preconditions.
+    unsafe {
+        libc::sched_yield();
+    }
+}
+
+unsafe extern "C" {
+    /// glibc's recursive lock over the list of all FILE streams (exported since 2.2.5).
+    fn _IO_list_lock();
+    /// Release one level of `_IO_list_lock`.
+    fn _IO_list_unlock();
+    /// Reset the list lock to its initial state (used in a fork child).
+    fn _IO_list_resetlock();
+    /// glibc's flag: true while the process has never created a thread.
+    static __libc_single_threaded: libc::c_char;
+}
+
+/// Whether the process may have more than one thread.
+pub fn multi_threaded() -> bool {
+    // SAFETY: a plain read of a byte glibc only ever moves from 1 to 0 while threads exist.
+    unsafe { ptr::read_volatile(&raw const __libc_single_threaded) == 0 }
+}
+
+/// Take glibc's stdio list lock (before our own locks in the fork prepare handler).
+pub fn stdio_list_lock() {
+    // SAFETY: a recursive lock; we release it in the parent or reset it in the child.
+    unsafe { _IO_list_lock() }
+}
+
+/// Release glibc's stdio list lock.
+pub fn stdio_list_unlock() {
+    // SAFETY: paired with `stdio_list_lock` in the parent after fork.
+    unsafe { _IO_list_unlock() }
+}
+
+/// Reset glibc's stdio list lock in a fork child.
+pub fn stdio_list_reset() {
+    // SAFETY: only called in a fork child, where no other thread exists.
+    unsafe { _IO_list_resetlock() }
+}
+
+/// Register fork handlers.
+pub fn atfork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern "C" fn()) {
+    // SAFETY: the handlers are plain functions that live as long as the program.
+    unsafe {
+        libc::pthread_atfork(Some(prepare), Some(parent), Some(child));
+    }
+}
+
+/// Create a pthread key whose destructor runs at thread exit. Returns `None` on failure.
+pub fn key_create(dtor: unsafe extern "C" fn(*mut libc::c_void)) -> Option<libc::pthread_key_t> {
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: key is a valid out-parameter; pthread_key_create does not allocate.
+    let r = unsafe { libc::pthread_key_create(&mut key, Some(dtor)) };
+    if r == 0 { Some(key) } else { None }
+}
+
+/// Attach a value to `key` for the calling thread (so its destructor runs at exit).
+pub fn key_set(key: libc::pthread_key_t, v: *mut u8) {
+    // SAFETY: key came from key_create. For keys past the first 32 glibc may call calloc, which
+    // re-enters us; callers make that safe by publishing the thread heap first.
+    unsafe {
+        libc::pthread_setspecific(key, v as *const libc::c_void);
+    }
+}
+
+/// Read an environment variable as raw bytes, without allocating. Returns `None` if unset.
+pub fn getenv(name: &core::ffi::CStr) -> Option<&'static [u8]> {
+    // SAFETY: getenv reads environ without allocating; the returned string lives as long as the
+    // environment entry, which we treat as the program's lifetime (we read it once at start).
+    unsafe {
+        let p = libc::getenv(name.as_ptr());
+        if p.is_null() {
+            None
+        } else {
+            Some(core::ffi::CStr::from_ptr(p).to_bytes())
+        }
+    }
+}
