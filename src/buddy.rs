@@ -12,8 +12,9 @@
 //! A run of `n` pages takes a block of order `ceil(log2 n)` and gives the unused tail back as
 //! smaller blocks, so a run wastes less than one page.
 //!
-//! Free blocks carry a dirty flag (they may hold non-zero bytes and be resident); purging
-//! (`MADV_DONTNEED`) clears it. All of this module's state is protected by [`PAGE_LOCK`].
+//! Free blocks carry a dirty count: how many of their pages may hold non-zero bytes and be
+//! resident (exact when blocks merge, an upper bound when they split). Purging
+//! (`MADV_DONTNEED` on every block with a non-zero count) resets it. All of this module's state is protected by [`PAGE_LOCK`].
 
 use crate::os::{self, PAGE, PAGE_SHIFT};
 use crate::slab::Span;
@@ -59,7 +60,8 @@ struct Link {
 ///   block lies inside the arena past the header, and it is on `free_head[o]`'s list exactly once;
 /// - free blocks never overlap, and no two free buddies of the same order exist (they merge);
 /// - bit `o` of `nonempty` is set iff `free_head[o] != NIL`;
-/// - `free_pages` is the sum of the free blocks' sizes, `dirty_pages` the sum over dirty ones;
+/// - `free_pages` is the sum of the free blocks' sizes, `dirty_pages` the sum of their dirty
+///   counts, and each dirty count is at most its block's size;
 /// - `pagemap[i]` is null or an unused span (the freed-run marker) for free and header pages.
 #[repr(C)]
 pub struct Arena {
@@ -77,8 +79,8 @@ pub struct Arena {
     pagemap: [AtomicPtr<Span>; ARENA_PAGES],
     /// For each page heading a free block: its order + 1; 0 otherwise.
     order: [u8; ARENA_PAGES],
-    /// For each page heading a free block: 1 if the block may be dirty.
-    dirty: [u8; ARENA_PAGES],
+    /// For each page heading a free block: how many of its pages may be dirty.
+    dirty: [u32; ARENA_PAGES],
     /// Free-list links, valid for free block heads.
     link: [Link; ARENA_PAGES],
     /// Span headers, one per `RUN_ALIGN` pages, used for runs starting there.
@@ -173,7 +175,8 @@ impl Arena {
         }
     }
 
-    fn list_push(&mut self, idx: usize, o: usize, dirty: bool) {
+    fn list_push(&mut self, idx: usize, o: usize, dirty: u32) {
+        let dirty = dirty.min(1 << o);
         let head = self.free_head[o];
         self.link[idx] = Link {
             prev: NIL,
@@ -185,16 +188,14 @@ impl Arena {
         self.free_head[o] = idx as u32;
         self.nonempty |= 1 << o;
         self.order[idx] = o as u8 + 1;
-        self.dirty[idx] = dirty as u8;
+        self.dirty[idx] = dirty;
         self.free_pages += 1 << o;
-        if dirty {
-            self.dirty_pages += 1 << o;
-            DIRTY_PAGES.fetch_add(1 << o, Ordering::Relaxed);
-        }
+        self.dirty_pages += dirty;
+        DIRTY_PAGES.fetch_add(dirty as usize, Ordering::Relaxed);
     }
 
-    /// Unlink free block `idx` of order `o`; returns whether it was dirty.
-    fn list_remove(&mut self, idx: usize, o: usize) -> bool {
+    /// Unlink free block `idx` of order `o`; returns its dirty count.
+    fn list_remove(&mut self, idx: usize, o: usize) -> u32 {
         let Link { prev, next } = self.link[idx];
         if prev == NIL {
             self.free_head[o] = next;
@@ -208,38 +209,41 @@ impl Arena {
             self.nonempty &= !(1 << o);
         }
         self.order[idx] = 0;
-        let dirty = self.dirty[idx] != 0;
+        let dirty = self.dirty[idx];
         self.dirty[idx] = 0;
         self.free_pages -= 1 << o;
-        if dirty {
-            self.dirty_pages -= 1 << o;
-            DIRTY_PAGES.fetch_sub(1 << o, Ordering::Relaxed);
-        }
+        self.dirty_pages -= dirty;
+        DIRTY_PAGES.fetch_sub(dirty as usize, Ordering::Relaxed);
         dirty
     }
 
     /// Free the block at `idx` of order `o`, merging with free buddies.
-    fn free_block(&mut self, mut idx: usize, mut o: usize, mut dirty: bool) {
+    fn free_block(&mut self, mut idx: usize, mut o: usize, mut dirty: u32) {
         while o + 1 < ORDERS {
             let buddy = idx ^ (1 << o);
             if self.order[buddy] as usize != o + 1 {
                 break;
             }
-            dirty |= self.list_remove(buddy, o);
+            dirty += self.list_remove(buddy, o);
             idx &= !(1 << o);
             o += 1;
         }
         self.list_push(idx, o, dirty);
     }
 
-    /// Free pages `idx..idx+n` (any alignment) as maximal aligned blocks.
-    fn free_range(&mut self, mut idx: usize, n: usize, dirty: bool) {
+    /// Free pages `idx..idx+n` (any alignment) as maximal aligned blocks, all dirty or all clean.
+    fn free_range(&mut self, idx: usize, n: usize, dirty: bool) {
+        self.free_range_counted(idx, n, if dirty { n as u32 } else { 0 });
+    }
+
+    /// Free pages `idx..idx+n`, of which at most `dirty` may be dirty.
+    fn free_range_counted(&mut self, mut idx: usize, n: usize, dirty: u32) {
         let end = idx + n;
         while idx < end {
             let align = if idx == 0 { ORDERS - 1 } else { idx.trailing_zeros() as usize };
             let fit = (usize::BITS - 1 - (end - idx).leading_zeros()) as usize;
             let o = align.min(fit).min(ORDERS - 1);
-            self.free_block(idx, o, dirty);
+            self.free_block(idx, o, dirty.min(1 << o));
             idx += 1 << o;
         }
     }
@@ -262,9 +266,9 @@ impl Arena {
         }
         let block = 1usize << want;
         if block > n {
-            self.free_range(idx + n, block - n, dirty);
+            self.free_range_counted(idx + n, block - n, dirty);
         }
-        Some((idx, dirty))
+        Some((idx, dirty != 0))
     }
 
     /// Purge every dirty free block: drop its pages and mark it clean. Returns pages purged.
@@ -276,10 +280,11 @@ impl Arena {
                 let idx = i as usize;
                 if self.dirty[idx] != 0 {
                     os::decommit((self.base() + (idx << PAGE_SHIFT)) as *mut u8, PAGE << o);
+                    let d = self.dirty[idx];
                     self.dirty[idx] = 0;
-                    self.dirty_pages -= 1 << o;
-                    DIRTY_PAGES.fetch_sub(1 << o, Ordering::Relaxed);
-                    purged += 1 << o;
+                    self.dirty_pages -= d;
+                    DIRTY_PAGES.fetch_sub(d as usize, Ordering::Relaxed);
+                    purged += d as usize;
                 }
                 i = self.link[idx].next;
             }
@@ -312,9 +317,8 @@ impl Arena {
                     xa_check!(self.order[idx ^ (1 << o)] as usize != o + 1);
                 }
                 free += 1 << o;
-                if self.dirty[idx] != 0 {
-                    dirty += 1 << o;
-                }
+                xa_check!(self.dirty[idx] <= 1 << o);
+                dirty += self.dirty[idx];
                 prev = i;
                 i = self.link[idx].next;
             }
@@ -541,7 +545,9 @@ mod tests {
         assert_eq!(a.free_pages as usize, ARENA_PAGES - META_PAGES);
         // Everything merged back: the upper half is one order-13 block again.
         assert!(a.nonempty & (1 << 13) != 0);
-        assert_eq!(a.purge(), 8);
+        // Only the 5 pages freed dirty count, though their merged block is larger.
+        assert_eq!(a.dirty_pages, 5);
+        assert_eq!(a.purge(), 5);
         assert_eq!(a.dirty_pages, 0);
     }
 
