@@ -366,3 +366,16 @@ export_std! {
     /// `malloc_info(3)`: an XML summary on `fp`.
     fn malloc_info(options: c_int, fp: *mut libc::FILE) -> c_int = malloc_info_impl(options, fp);
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn committed_header_matches_the_generated_one() {
+        let generated = include_str!(concat!(env!("OUT_DIR"), "/xalloc.h"));
+        let committed = include_str!("../include/xalloc.h");
+        assert!(
+            generated == committed,
+            "include/xalloc.h is stale: run `make header` and commit it"
+        );
+    }
+}
