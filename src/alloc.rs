@@ -98,7 +98,7 @@ pub unsafe fn free(p: *mut u8) {
     }
     // SAFETY: span_of returns valid span headers.
     if !unsafe { (*s).is_block_start(p as usize) } {
-        free_bad(s, p, "free");
+        return free_rejected(s, p);
     }
     // SAFETY: s is a slab or large span and p a block start of it.
     unsafe { heap::free_small(s, p) }
@@ -110,6 +110,14 @@ fn free_unmapped(p: *mut u8) {
     if !huge::free(p) {
         misuse("free", "invalid pointer", p as usize);
     }
+}
+
+/// `free` of a pointer that is not a block start: a `()`-returning cold function so the fast
+/// path can tail-call it.
+#[cold]
+#[inline(never)]
+fn free_rejected(s: *mut Span, p: *mut u8) {
+    free_bad(s, p, "free")
 }
 
 #[cold]

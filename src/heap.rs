@@ -727,18 +727,30 @@ pub unsafe fn free_small(s: *mut Span, p: *mut u8) {
         if (*s).heap.load(Ordering::Relaxed) == h {
             let lf = (*s).local_free;
             if b == lf {
-                crate::debug::misuse("free", "double free", p as usize);
+                return double_free(p);
             }
             (*b).next = lf;
             (*s).local_free = b;
             (*s).used -= 1;
             if (*s).used == 0 || (*s).in_full != 0 {
+                // An empty slab that is its class's current one stays, ready for the next
+                // malloc (the common malloc-free-malloc pattern costs no extra work).
+                if (*s).in_full == 0 && *(*h).direct.get_unchecked((*s).class as usize) == s {
+                    return;
+                }
                 (*h).after_free(s);
             }
             return;
         }
         free_small_slow(h, s, b)
     }
+}
+
+/// Report a double free (a `()`-returning cold function, so the fast path can tail-call it).
+#[cold]
+#[inline(never)]
+fn double_free(p: *mut u8) {
+    crate::debug::misuse("free", "double free", p as usize)
 }
 
 #[cold]
