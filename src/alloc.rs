@@ -158,7 +158,8 @@ pub fn usable_size(p: *mut u8) -> usize {
     usable_or_die(p, "malloc_usable_size")
 }
 
-/// Whether `p` is the start of a live block of ours (for tests and `xa_owns`).
+/// Whether `p` is the start of a live block of ours (for tests and `xa_owns`). O(blocks in
+/// the slab) for small blocks: a debugging aid, not a fast path.
 pub fn owns(p: *const u8) -> bool {
     if p.is_null() {
         return false;
@@ -169,7 +170,26 @@ pub fn owns(p: *const u8) -> bool {
     }
     // SAFETY: valid span header.
     let span = unsafe { &*s };
-    span.kind != Kind::Unused && span.is_block_start(p as usize)
+    if span.kind == Kind::Unused || !span.is_block_start(p as usize) {
+        return false;
+    }
+    // A block of a slab this thread owns is live unless it sits on the slab's free lists (a
+    // block another thread freed counts as live until the owner collects it).
+    if span.kind == Kind::Slab && span.heap.load(Ordering::Relaxed) == heap::tls_heap() {
+        if (span.capacity as usize) * span.block_size() <= (p as usize - span.start as usize) {
+            return false;
+        }
+        for mut b in [span.free, span.local_free] {
+            while !b.is_null() {
+                if b as *const u8 == p {
+                    return false;
+                }
+                // SAFETY: blocks on our own slab's lists are valid.
+                b = unsafe { (*b).next };
+            }
+        }
+    }
+    true
 }
 
 /// `calloc` for an already-multiplied size.
