@@ -195,6 +195,8 @@ static META_END: AtomicUsize = AtomicUsize::new(0);
 core::arch::global_asm!(
     ".pushsection .tdata,\"awT\",@progbits",
     ".p2align 3",
+    ".globl xalloc_tls_heap",
+    ".hidden xalloc_tls_heap",
     ".type xalloc_tls_heap,@object",
     ".size xalloc_tls_heap, 8",
     "xalloc_tls_heap:",
@@ -415,6 +417,9 @@ impl Heap {
     /// Take every block other threads freed to this heap and free it locally (or forward it
     /// to the slab's current owner if the slab changed hands).
     fn collect_remote(&mut self, me: *mut Heap) {
+        if self.remote.0.load(Ordering::Relaxed).is_null() {
+            return;
+        }
         let mut b = self.remote.0.swap(ptr::null_mut(), Ordering::Acquire);
         while !b.is_null() {
             // SAFETY: blocks on the remote stack are live blocks handed to us.
