@@ -240,7 +240,11 @@ impl Arena {
     fn free_range_counted(&mut self, mut idx: usize, n: usize, dirty: u32) {
         let end = idx + n;
         while idx < end {
-            let align = if idx == 0 { ORDERS - 1 } else { idx.trailing_zeros() as usize };
+            let align = if idx == 0 {
+                ORDERS - 1
+            } else {
+                idx.trailing_zeros() as usize
+            };
             let fit = (usize::BITS - 1 - (end - idx).leading_zeros()) as usize;
             let o = align.min(fit).min(ORDERS - 1);
             self.free_block(idx, o, dirty.min(1 << o));
@@ -354,7 +358,7 @@ impl Run {
 /// Allocate `n` pages (`1 <= n <= MAX_RUN_PAGES`), starting on a multiple of `2^min_order`
 /// pages (`min_order >= 2`). Takes [`PAGE_LOCK`]. Returns `None` when out of memory.
 pub fn alloc_pages(n: usize, min_order: usize) -> Option<Run> {
-    xa_assert!(n >= 1 && n <= MAX_RUN_PAGES && min_order >= 2);
+    xa_assert!((1..=MAX_RUN_PAGES).contains(&n) && min_order >= 2);
     let _g = Guard::new(&PAGE_LOCK);
     let mut a = ARENAS.load(Ordering::Relaxed);
     let mut last: *mut Arena = ptr::null_mut();
@@ -418,7 +422,9 @@ fn maybe_purge_locked() {
     }
     let cfg = crate::config::get();
     let since = DIRTY_SINCE.load(Ordering::Relaxed);
-    if dirty > cfg.dirty_cap || (since != 0 && os::now_ms().saturating_sub(since) >= cfg.purge_delay_ms) {
+    if dirty > cfg.dirty_cap
+        || (since != 0 && os::now_ms().saturating_sub(since) >= cfg.purge_delay_ms)
+    {
         purge_locked();
     }
 }
@@ -590,7 +596,10 @@ mod tests {
                 // SAFETY: the run is ours and mapped.
                 unsafe {
                     assert_eq!(*((base + (idx << PAGE_SHIFT)) as *const u8), tag);
-                    assert_eq!(*((base + ((idx + n - 1) << PAGE_SHIFT) + 7) as *const u8), tag);
+                    assert_eq!(
+                        *((base + ((idx + n - 1) << PAGE_SHIFT) + 7) as *const u8),
+                        tag
+                    );
                 }
                 a.free_range(idx, n, true);
             }

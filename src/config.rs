@@ -27,7 +27,12 @@ const DEFAULT: Config = Config {
 
 /// 0 = not read, 1 = being read, 2 = ready.
 static STATE: AtomicU8 = AtomicU8::new(0);
-static mut CONFIG: Config = DEFAULT;
+/// The values, written once by the thread that wins the 0 -> 1 transition of `STATE`.
+struct Cell(core::cell::UnsafeCell<Config>);
+// SAFETY: written once before STATE is published as 2 (Release) and only read after observing 2
+// (Acquire).
+unsafe impl Sync for Cell {}
+static CONFIG: Cell = Cell(core::cell::UnsafeCell::new(DEFAULT));
 
 /// The options; the first call reads the environment. A call racing the first read, or made
 /// from inside it, gets the defaults.
@@ -35,7 +40,7 @@ static mut CONFIG: Config = DEFAULT;
 pub fn get() -> &'static Config {
     if STATE.load(Ordering::Acquire) == 2 {
         // SAFETY: CONFIG is written once before STATE becomes 2 and never again.
-        return unsafe { &*(&raw const CONFIG) };
+        return unsafe { &*CONFIG.0.get() };
     }
     init()
 }
@@ -60,10 +65,10 @@ fn init() -> &'static Config {
         c.stats_at_exit = v;
     }
     // SAFETY: only the thread that won the 0 -> 1 transition writes, before publishing 2.
-    unsafe { *(&raw mut CONFIG) = c };
+    unsafe { *CONFIG.0.get() = c };
     STATE.store(2, Ordering::Release);
     // SAFETY: as above.
-    unsafe { &*(&raw const CONFIG) }
+    unsafe { &*CONFIG.0.get() }
 }
 
 /// Parse a decimal number with an optional k/M/G suffix.

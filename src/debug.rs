@@ -145,7 +145,13 @@ mod tests {
     #[test]
     fn formats_numbers() {
         let mut l = LineBuf::new();
-        l.hex(0).push(b" ").hex(0xdead_beef).push(b" ").dec(0).push(b" ").dec(1234567890);
+        l.hex(0)
+            .push(b" ")
+            .hex(0xdead_beef)
+            .push(b" ")
+            .dec(0)
+            .push(b" ")
+            .dec(1234567890);
         assert_eq!(l.as_bytes(), b"0x0 0xdeadbeef 0 1234567890");
     }
 

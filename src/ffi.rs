@@ -230,6 +230,20 @@ fn pvalloc_impl(size: usize) -> *mut c_void {
     }
 }
 
+/// `free` for the C entry points, whose callers promise `p` is NULL or a live block (and we
+/// detect and report most violations).
+#[inline(always)]
+fn free_impl(p: *mut c_void) {
+    // SAFETY: the C contract of free/cfree; misuse we can detect aborts with a message.
+    unsafe { alloc::free(p as *mut u8) }
+}
+
+/// `realloc` for the C entry points (same contract as [`free_impl`]).
+fn realloc_impl(p: *mut c_void, size: usize) -> *mut c_void {
+    // SAFETY: the C contract of realloc.
+    unsafe { alloc::realloc(p as *mut u8, size) as *mut c_void }
+}
+
 fn reallocarray_impl(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
     match n.checked_mul(size) {
         // SAFETY: p is the program's pointer, as for realloc.
@@ -281,7 +295,11 @@ fn malloc_info_impl(options: c_int, fp: *mut libc::FILE) -> c_int {
 fn mallopt_impl(param: c_int, _value: c_int) -> c_int {
     // Accepted and ignored: glibc's tuning knobs (M_TRIM_THRESHOLD -1 .. M_ARENA_MAX -8,
     // M_MXFAST 1) have no counterpart here. Unknown parameters fail as in glibc.
-    if (-8..=-1).contains(&param) || param == 1 { 1 } else { 0 }
+    if (-8..=-1).contains(&param) || param == 1 {
+        1
+    } else {
+        0
+    }
 }
 
 #[cfg(feature = "override")]
@@ -305,12 +323,11 @@ export_std! {
     /// `malloc(3)`.
     fn malloc(size: usize) -> *mut c_void = alloc::malloc(size) as *mut c_void;
     /// `free(3)`.
-    fn free(p: *mut c_void) = unsafe { alloc::free(p as *mut u8) };
+    fn free(p: *mut c_void) = free_impl(p);
     /// `calloc(3)`.
     fn calloc(n: usize, size: usize) -> *mut c_void = xa_calloc(n, size);
     /// `realloc(3)`.
-    fn realloc(p: *mut c_void, size: usize) -> *mut c_void =
-        unsafe { alloc::realloc(p as *mut u8, size) as *mut c_void };
+    fn realloc(p: *mut c_void, size: usize) -> *mut c_void = realloc_impl(p, size);
     /// `reallocarray(3)`.
     fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void = reallocarray_impl(p, n, size);
     /// `posix_memalign(3)`.
@@ -327,16 +344,15 @@ export_std! {
     /// `malloc_usable_size(3)`.
     fn malloc_usable_size(p: *mut c_void) -> usize = alloc::usable_size(p as *mut u8);
     /// The obsolete `cfree`.
-    fn cfree(p: *mut c_void) = unsafe { alloc::free(p as *mut u8) };
+    fn cfree(p: *mut c_void) = free_impl(p);
     /// glibc alias of `malloc`.
     fn __libc_malloc(size: usize) -> *mut c_void = alloc::malloc(size) as *mut c_void;
     /// glibc alias of `free`.
-    fn __libc_free(p: *mut c_void) = unsafe { alloc::free(p as *mut u8) };
+    fn __libc_free(p: *mut c_void) = free_impl(p);
     /// glibc alias of `calloc`.
     fn __libc_calloc(n: usize, size: usize) -> *mut c_void = xa_calloc(n, size);
     /// glibc alias of `realloc`.
-    fn __libc_realloc(p: *mut c_void, size: usize) -> *mut c_void =
-        unsafe { alloc::realloc(p as *mut u8, size) as *mut c_void };
+    fn __libc_realloc(p: *mut c_void, size: usize) -> *mut c_void = realloc_impl(p, size);
     /// glibc alias of `memalign`.
     fn __libc_memalign(align: usize, size: usize) -> *mut c_void = memalign_impl(align, size);
     /// glibc alias of `valloc`.

@@ -790,8 +790,6 @@ pub unsafe fn free_large(s: *mut Span) {
     unsafe { buddy::free_pages(span.arena, span.idx as usize, span.pages as usize) };
 }
 
-
-
 /// Statistics: bytes in live small blocks, summed over every arena's span headers. Racy by
 /// design (owner-only counters are read without synchronisation); good enough for mallinfo.
 pub fn small_bytes_in_use() -> usize {

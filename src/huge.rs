@@ -90,7 +90,11 @@ fn remove_at(t: *mut Entry, mut i: usize) {
             }
             let home = hash(ej.addr);
             // Move ej into the hole at i unless its home lies cyclically in (i, j].
-            let between = if i <= j { i < home && home <= j } else { i < home || home <= j };
+            let between = if i <= j {
+                i < home && home <= j
+            } else {
+                i < home || home <= j
+            };
             if !between {
                 // SAFETY: i < SLOTS.
                 unsafe { *t.add(i) = ej };
@@ -107,7 +111,11 @@ pub fn alloc(size: usize, align: usize) -> *mut u8 {
     let Some(len) = size.checked_add(PAGE - 1).map(|l| l & !(PAGE - 1)) else {
         return ptr::null_mut();
     };
-    let p = if align <= PAGE { os::map(len) } else { os::map_aligned(len, align) };
+    let p = if align <= PAGE {
+        os::map(len)
+    } else {
+        os::map_aligned(len, align)
+    };
     if p.is_null() {
         return p;
     }

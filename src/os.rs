@@ -24,6 +24,12 @@ impl ErrnoGuard {
     }
 }
 
+impl Default for ErrnoGuard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Drop for ErrnoGuard {
     #[inline]
     fn drop(&mut self) {

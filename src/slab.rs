@@ -33,7 +33,7 @@ pub enum Kind {
 
 /// Marker stored in `Span::heap` for large spans: never equal to a real heap, so the local
 /// fast path of `free` falls through to the slow path.
-pub const LARGE_OWNER: *mut Heap = 8 as *mut Heap;
+pub const LARGE_OWNER: *mut Heap = core::ptr::without_provenance_mut(8);
 
 /// The header of a run of pages.
 ///
@@ -119,7 +119,14 @@ impl Span {
     }
 
     /// Set up the span as an empty slab of `block_size` blocks over `pages` pages at `start`.
-    pub fn init_slab(&mut self, heap: *mut Heap, class: usize, block_size: usize, start: *mut u8, pages: usize) {
+    pub fn init_slab(
+        &mut self,
+        heap: *mut Heap,
+        class: usize,
+        block_size: usize,
+        start: *mut u8,
+        pages: usize,
+    ) {
         self.free = ptr::null_mut();
         self.local_free = ptr::null_mut();
         self.heap.store(heap, Ordering::Release);
@@ -252,11 +259,14 @@ mod tests {
                 st ^= st >> 7;
                 st ^= st << 17;
                 if st % 5 < 3 {
-                    // SAFETY: single-threaded owner.
-                    let mut b = unsafe { s.pop() };
-                    if b.is_null() && unsafe { s.refill() } {
-                        b = unsafe { s.pop() };
-                    }
+                    // SAFETY: single-threaded owner of the span.
+                    let b = unsafe {
+                        let mut b = s.pop();
+                        if b.is_null() && s.refill() {
+                            b = s.pop();
+                        }
+                        b
+                    };
                     if b.is_null() {
                         assert_eq!(live.len(), s.reserved as usize);
                         continue;
@@ -270,8 +280,8 @@ mod tests {
                 } else if !live.is_empty() {
                     let a = live.swap_remove((st as usize / 5) % live.len());
                     // SAFETY: the block is live and ours: its contents must be intact.
-                    let first = unsafe { *(a as *const u8).add(8) };
-                    let last = unsafe { *(a as *const u8).add(bs - 1) };
+                    let (first, last) =
+                        unsafe { (*(a as *const u8).add(8), *(a as *const u8).add(bs - 1)) };
                     assert_eq!(first, last);
                     let b = a as *mut Block;
                     // SAFETY: owner-side free onto local_free.

@@ -45,8 +45,20 @@ impl Stats {
 /// Take a snapshot.
 pub fn snapshot() -> Stats {
     let small = heap::small_bytes_in_use();
-    let large = buddy::sum_spans(|s| if s.kind == Kind::Large { s.pages as usize * PAGE } else { 0 });
-    let slab_pages = buddy::sum_spans(|s| if s.kind == Kind::Slab { s.pages as usize * PAGE } else { 0 });
+    let large = buddy::sum_spans(|s| {
+        if s.kind == Kind::Large {
+            s.pages as usize * PAGE
+        } else {
+            0
+        }
+    });
+    let slab_pages = buddy::sum_spans(|s| {
+        if s.kind == Kind::Slab {
+            s.pages as usize * PAGE
+        } else {
+            0
+        }
+    });
     let (free, dirty) = buddy::totals();
     let (heaps, abandoned) = heap::heap_counts();
     Stats {

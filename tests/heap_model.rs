@@ -57,7 +57,12 @@ fn verify(b: &Blk) {
     for i in (0..b.len).step_by(step) {
         // SAFETY: the block is live and at least len bytes.
         let v = unsafe { *((b.p + i) as *const u8) };
-        assert_eq!(v, b.tag ^ (i as u8), "block {:#x}+{i} lost its contents", b.p);
+        assert_eq!(
+            v,
+            b.tag ^ (i as u8),
+            "block {:#x}+{i} lost its contents",
+            b.p
+        );
     }
 }
 
@@ -65,7 +70,14 @@ fn insert(b: &Blk) {
     let mut m = SHADOW.lock();
     let end = b.p + b.len.max(1);
     if let Some((&q, &(ql, _))) = m.range(..end).next_back() {
-        assert!(q + ql.max(1) <= b.p, "block {:#x}+{} overlaps {:#x}+{}", b.p, b.len, q, ql);
+        assert!(
+            q + ql.max(1) <= b.p,
+            "block {:#x}+{} overlaps {:#x}+{}",
+            b.p,
+            b.len,
+            q,
+            ql
+        );
     }
     m.insert(b.p, (b.len, b.tag));
 }
@@ -130,7 +142,11 @@ fn worker(seed: u64, steps: usize, tx: mpsc::Sender<Blk>, rx: mpsc::Receiver<Blk
                 assert!(q != 0 && q % 16 == 0);
                 let nb = Blk { p: q, len, tag };
                 // The common prefix survived the move.
-                let keep = Blk { p: q, len: b.len.min(len), tag: b.tag };
+                let keep = Blk {
+                    p: q,
+                    len: b.len.min(len),
+                    tag: b.tag,
+                };
                 if keep.len == b.len {
                     verify(&keep);
                 }
