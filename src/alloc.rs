@@ -173,9 +173,16 @@ pub fn owns(p: *const u8) -> bool {
     if span.kind == Kind::Unused || !span.is_block_start(p as usize) {
         return false;
     }
-    // A block of a slab this thread owns is live unless it sits on the slab's free lists (a
-    // block another thread freed counts as live until the owner collects it).
-    if span.kind == Kind::Slab && span.heap.load(Ordering::Relaxed) == heap::tls_heap() {
+    // A block of a slab this thread owns is live unless it sits on the slab's free lists or on
+    // our remote stack. A block of a slab another thread owns counts as live until that owner
+    // collects it.
+    let me = heap::tls_heap();
+    if span.kind == Kind::Slab && span.heap.load(Ordering::Relaxed) == me {
+        // Take in the blocks other threads freed to us first (this may even release the slab).
+        heap::collect_remote_current();
+        if span.kind != Kind::Slab || span.heap.load(Ordering::Relaxed) != me {
+            return false;
+        }
         if (span.capacity as usize) * span.block_size() <= (p as usize - span.start as usize) {
             return false;
         }

@@ -16,6 +16,10 @@
 //! adopts an abandoned heap's slabs, so live slabs of dead threads are reused. After its
 //! destructor ran, a thread's slot points at [`DEAD_HEAP`]: it still allocates, through the
 //! locked global heap, and its frees take the remote path.
+//!
+//! In a fork child, the heaps of the parent's other threads are orphaned, never adopted: their
+//! threads may have been in the middle of changing them. Their free blocks are lost to the child
+//! (the memory stays mapped, shared copy-on-write with the parent).
 
 use crate::buddy::{self, RUN_ALIGN};
 use crate::os::{self, PAGE};
@@ -115,6 +119,9 @@ enum State {
     Abandoned = 2,
     /// Owns nothing; ready for a new thread.
     Free = 3,
+    /// Belonged to a thread that did not survive a fork (its lists may be mid-update in the
+    /// child): never used again.
+    Orphaned = 4,
 }
 
 /// A thread's heap.
@@ -825,6 +832,15 @@ pub fn check_current() {
     buddy::check_all();
 }
 
+/// Take in the blocks other threads freed to the calling thread's heap.
+pub fn collect_remote_current() {
+    let h = tls_heap();
+    if h != EMPTY_HEAP.0.get() && h != DEAD_HEAP.0.get() {
+        // SAFETY: our own heap.
+        unsafe { (*h).collect_remote(h) };
+    }
+}
+
 /// Empty the calling thread's heap as far as possible (collect remote frees, release empty
 /// slabs), for `malloc_trim`.
 pub fn trim_current() {
@@ -894,17 +910,17 @@ extern "C" fn fork_child() {
         // harmless and also covers the case where only we took it.
         os::stdio_list_reset();
     }
-    // Every other thread is gone: their heaps become abandoned, to be adopted.
+    // Every other thread is gone. Their heaps' owner-only lists may have been caught in the
+    // middle of an update, so they are never walked again: they become orphans. Blocks the child
+    // frees into them land on their remote stacks (a CAS, safe whatever the lists look like)
+    // and stay there; the child allocates from its own heap.
     let me = tls_heap();
     let mut h = ALL_HEAPS.load(Ordering::Relaxed);
     while !h.is_null() {
         // SAFETY: single-threaded child; heaps are never freed.
         let heap = unsafe { &mut *h };
         if h != me && heap.state == State::Active as u32 {
-            heap.state = State::Abandoned as u32;
-            heap.list_next = ABANDONED.load(Ordering::Relaxed);
-            ABANDONED.store(h, Ordering::Relaxed);
-            ABANDONED_COUNT.fetch_add(1, Ordering::Relaxed);
+            heap.state = State::Orphaned as u32;
         }
         h = heap.all_next;
     }
