@@ -297,6 +297,30 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
                     }
                     return p;
                 }
+                if size > have && size <= MAX_RUN_BYTES {
+                    let want = size.div_ceil(PAGE);
+                    // SAFETY: the run is a live run of ours.
+                    if unsafe {
+                        buddy::extend_pages(
+                            span.arena,
+                            span.idx as usize,
+                            span.pages as usize,
+                            want,
+                        )
+                    } {
+                        let old_pages = span.pages as usize;
+                        span.pages = want as u32;
+                        // SAFETY: the new pages now belong to this run.
+                        unsafe {
+                            (*span.arena).map_pages(
+                                span.idx as usize + old_pages,
+                                want - old_pages,
+                                s,
+                            )
+                        };
+                        return p;
+                    }
+                }
                 have
             }
         }

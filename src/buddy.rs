@@ -275,6 +275,35 @@ impl Arena {
         Some((idx, dirty != 0))
     }
 
+    /// Grow the run of `pages` pages at `idx` to `new_pages` in place, if the pages right after
+    /// it are free. The free blocks there necessarily start exactly where the run (or the
+    /// previous block) ends, since a block starting earlier would overlap the run.
+    fn extend_run(&mut self, idx: usize, pages: usize, new_pages: usize) -> bool {
+        let end = idx + new_pages;
+        if end > ARENA_PAGES {
+            return false;
+        }
+        let mut j = idx + pages;
+        while j < end {
+            let o = self.order[j] as usize;
+            if o == 0 {
+                return false;
+            }
+            j += 1 << (o - 1);
+        }
+        let mut j = idx + pages;
+        while j < end {
+            let o = self.order[j] as usize - 1;
+            let dirty = self.list_remove(j, o);
+            let block_end = j + (1 << o);
+            if block_end > end {
+                self.free_range_counted(end, block_end - end, dirty);
+            }
+            j = block_end;
+        }
+        true
+    }
+
     /// Purge every dirty free block: drop its pages and mark it clean. Returns pages purged.
     fn purge(&mut self) -> usize {
         let mut purged = 0;
@@ -411,6 +440,17 @@ pub unsafe fn free_pages(arena: *mut Arena, idx: usize, n: usize) {
         DIRTY_SINCE.store(os::now_ms().max(1), Ordering::Relaxed);
     }
     maybe_purge_locked();
+}
+
+/// Grow the run of `pages` pages at `idx` of `arena` to `new_pages` pages in place if the
+/// following pages are free. Takes [`PAGE_LOCK`].
+///
+/// # Safety
+/// `arena` is live and the run is a live run of the caller's.
+pub unsafe fn extend_pages(arena: *mut Arena, idx: usize, pages: usize, new_pages: usize) -> bool {
+    let _g = Guard::new(&PAGE_LOCK);
+    // SAFETY: the caller guarantees the arena is live; PAGE_LOCK is held.
+    unsafe { (*arena).extend_run(idx, pages, new_pages) }
 }
 
 /// Purge if the dirty total exceeds the cap or the oldest dirty page waited past the delay.
@@ -555,6 +595,26 @@ mod tests {
         assert_eq!(a.dirty_pages, 5);
         assert_eq!(a.purge(), 5);
         assert_eq!(a.dirty_pages, 0);
+    }
+
+    #[test]
+    fn runs_grow_in_place_into_free_pages() {
+        let t = TestArena(Arena::create());
+        // SAFETY: private arena, single thread.
+        let a = unsafe { &mut *t.0 };
+        let (i, _) = a.alloc_run(9, 2).unwrap();
+        assert!(a.extend_run(i, 9, 40));
+        a.check_invariants();
+        assert_eq!(a.free_pages as usize, ARENA_PAGES - META_PAGES - 40);
+        // A neighbour blocks further growth.
+        let (j, _) = a.alloc_run(64, 6).unwrap();
+        if j == i + 64 {
+            assert!(!a.extend_run(i, 40, 65));
+        }
+        a.free_range(i, 40, true);
+        a.free_range(j, 64, true);
+        a.check_invariants();
+        assert_eq!(a.free_pages as usize, ARENA_PAGES - META_PAGES);
     }
 
     #[test]

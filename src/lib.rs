@@ -10,7 +10,7 @@
 //!   heap       L4  per-thread heaps: initial-exec TLS pointer, slab queues, remote-free stacks,
 //!    |             thread exit (pthread key), adoption of abandoned heaps, fork handlers
 //!   slab, huge L3  span headers and slab block lists; direct mappings above 32 MiB
-//!   size_class L3  the 40 size classes (16 B .. 32 KiB)
+//!   size_class L3  the 56 size classes (16 B .. 32 KiB)
 //!    |
 //!   buddy      L2  64 MiB arenas, page map (address -> span), binary buddy over pages, purge
 //!    |
