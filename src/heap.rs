@@ -559,6 +559,16 @@ pub fn alloc_small(c: SizeClass) -> *mut u8 {
         if !b.is_null() {
             return b as *mut u8;
         }
+        // The free list ran dry: take the blocks the owner freed since (a swap of two words;
+        // large classes carve one block per page, so this keeps their malloc-free cycle out of
+        // the slow path). The empty span never has local frees.
+        let lf = (*s).local_free;
+        if !lf.is_null() {
+            (*s).local_free = ptr::null_mut();
+            (*s).free = (*lf).next;
+            (*s).used += 1;
+            return lf as *mut u8;
+        }
     }
     alloc_small_slow(h, c)
 }
