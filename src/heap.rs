@@ -357,23 +357,7 @@ unsafe fn abandon(h: *mut Heap) {
     // SAFETY: exclusive ownership per the contract.
     let heap = unsafe { &mut *h };
     heap.collect_remote(h);
-    for c in 0..NUM_CLASSES {
-        let mut s = heap.queues[c].head;
-        while !s.is_null() {
-            // SAFETY: spans on our queues are ours.
-            let next = unsafe { (*s).next };
-            // SAFETY: as above.
-            if unsafe { (*s).used } == 0 {
-                // SAFETY: as above.
-                unsafe {
-                    heap.queues[c].remove(s);
-                    release_slab(s);
-                }
-            }
-            s = next;
-        }
-        heap.sync_direct(c);
-    }
+    heap.release_empty_slabs();
     let empty = heap.full.len == 0 && heap.queues.iter().all(|q| q.len == 0);
     let _g = Guard::new(&HEAPS_LOCK);
     if empty {
@@ -427,9 +411,19 @@ impl Heap {
         if self.remote.0.load(Ordering::Relaxed).is_null() {
             return;
         }
-        let mut b = self.remote.0.swap(ptr::null_mut(), Ordering::Acquire);
+        let list = self.remote.0.swap(ptr::null_mut(), Ordering::Acquire);
+        // SAFETY: the list holds live blocks freed to this heap, now ours.
+        unsafe { self.take_blocks(me, list) };
+    }
+
+    /// Free every block of `list` (linked through their first word): locally when its slab is
+    /// ours, else by forwarding it to the slab's current owner (the slab changed hands).
+    ///
+    /// # Safety
+    /// `me` is this heap, owned by the caller; the blocks are live blocks handed to us.
+    unsafe fn take_blocks(&mut self, me: *mut Heap, mut b: *mut Block) {
         while !b.is_null() {
-            // SAFETY: blocks on the remote stack are live blocks handed to us.
+            // SAFETY: the caller hands us live blocks.
             let next = unsafe { (*b).next };
             let s = buddy::span_of(b as usize);
             // SAFETY: a block in transit keeps its slab alive.
@@ -441,6 +435,27 @@ impl Heap {
                 unsafe { remote_free(s, b) };
             }
             b = next;
+        }
+    }
+
+    /// Return every empty slab on the class queues to the buddy.
+    fn release_empty_slabs(&mut self) {
+        for c in 0..NUM_CLASSES {
+            let mut s = self.queues[c].head;
+            while !s.is_null() {
+                // SAFETY: spans on our queues are ours.
+                let next = unsafe { (*s).next };
+                // SAFETY: as above.
+                if unsafe { (*s).used } == 0 {
+                    // SAFETY: s is on queue c, empty and ours.
+                    unsafe {
+                        self.queues[c].remove(s);
+                        release_slab(s);
+                    }
+                }
+                s = next;
+            }
+            self.sync_direct(c);
         }
     }
 
@@ -713,21 +728,9 @@ unsafe fn adopt_one(me: *mut Heap) -> bool {
         }
     }
     // Blocks already pushed to the victim's stack belong to slabs that are now ours.
-    let mut b = v.remote.0.swap(ptr::null_mut(), Ordering::Acquire);
-    while !b.is_null() {
-        // SAFETY: live blocks in transit.
-        let next = unsafe { (*b).next };
-        let s = buddy::span_of(b as usize);
-        // SAFETY: s is live while b is.
-        if unsafe { (*s).heap.load(Ordering::Relaxed) } == me {
-            // SAFETY: we own s.
-            unsafe { heap.free_local(s, b) };
-        } else {
-            // SAFETY: s is live.
-            unsafe { remote_free(s, b) };
-        }
-        b = next;
-    }
+    let list = v.remote.0.swap(ptr::null_mut(), Ordering::Acquire);
+    // SAFETY: live blocks in transit, now ours to free or forward.
+    unsafe { heap.take_blocks(me, list) };
     let _g = Guard::new(&HEAPS_LOCK);
     v.state = State::Free as u32;
     v.list_next = FREE_HEAPS.load(Ordering::Relaxed);
@@ -861,23 +864,7 @@ pub fn trim_current() {
     // SAFETY: our own heap.
     let heap = unsafe { &mut *h };
     heap.collect_remote(h);
-    for c in 0..NUM_CLASSES {
-        let mut s = heap.queues[c].head;
-        while !s.is_null() {
-            // SAFETY: our spans.
-            let next = unsafe { (*s).next };
-            // SAFETY: as above.
-            if unsafe { (*s).used } == 0 {
-                // SAFETY: s is on queue c.
-                unsafe {
-                    heap.queues[c].remove(s);
-                    release_slab(s);
-                }
-            }
-            s = next;
-        }
-        heap.sync_direct(c);
-    }
+    heap.release_empty_slabs();
 }
 
 extern "C" fn fork_prepare() {
