@@ -12,9 +12,9 @@
 //! A run of `n` pages takes a block of order `ceil(log2 n)` and gives the unused tail back as
 //! smaller blocks, so a run wastes less than one page.
 //!
-//! Free blocks carry a dirty count: how many of their pages may hold non-zero bytes and be
-//! resident (exact when blocks merge, an upper bound when they split). Purging
-//! (`MADV_DONTNEED` on every block with a non-zero count) resets it. All of this module's state is protected by [`PAGE_LOCK`].
+//! A bitmap marks the free pages that may hold non-zero bytes and be resident (*dirty*): pages
+//! of runs given back, until they are purged (`MADV_DONTNEED` on each maximal dirty range) or
+//! handed out again. A run is known to read as zero iff none of its pages is dirty. All of this module's state is protected by [`PAGE_LOCK`].
 
 use crate::os::{self, PAGE, PAGE_SHIFT};
 use crate::slab::Span;
@@ -60,8 +60,9 @@ struct Link {
 ///   block lies inside the arena past the header, and it is on `free_head[o]`'s list exactly once;
 /// - free blocks never overlap, and no two free buddies of the same order exist (they merge);
 /// - bit `o` of `nonempty` is set iff `free_head[o] != NIL`;
-/// - `free_pages` is the sum of the free blocks' sizes, `dirty_pages` the sum of their dirty
-///   counts, and each dirty count is at most its block's size;
+/// - `free_pages` is the sum of the free blocks' sizes;
+/// - a page's bit in `dirty_bits` is set only if the page is free; `dirty_pages` counts the set
+///   bits;
 /// - `pagemap[i]` is null or an unused span (the freed-run marker) for free and header pages.
 #[repr(C)]
 pub struct Arena {
@@ -71,7 +72,7 @@ pub struct Arena {
     nonempty: u32,
     /// Pages in free blocks.
     free_pages: u32,
-    /// Pages in free blocks marked dirty.
+    /// Free pages marked dirty.
     dirty_pages: u32,
     /// Next arena in the global list.
     next: *mut Arena,
@@ -79,8 +80,8 @@ pub struct Arena {
     pagemap: [AtomicPtr<Span>; ARENA_PAGES],
     /// For each page heading a free block: its order + 1; 0 otherwise.
     order: [u8; ARENA_PAGES],
-    /// For each page heading a free block: how many of its pages may be dirty.
-    dirty: [u32; ARENA_PAGES],
+    /// One bit per page: set iff the page is free and may be dirty.
+    dirty_bits: [u64; ARENA_PAGES / 64],
     /// Free-list links, valid for free block heads.
     link: [Link; ARENA_PAGES],
     /// Span headers, one per `RUN_ALIGN` pages, used for runs starting there.
@@ -175,8 +176,7 @@ impl Arena {
         }
     }
 
-    fn list_push(&mut self, idx: usize, o: usize, dirty: u32) {
-        let dirty = dirty.min(1 << o);
+    fn list_push(&mut self, idx: usize, o: usize) {
         let head = self.free_head[o];
         self.link[idx] = Link {
             prev: NIL,
@@ -188,14 +188,11 @@ impl Arena {
         self.free_head[o] = idx as u32;
         self.nonempty |= 1 << o;
         self.order[idx] = o as u8 + 1;
-        self.dirty[idx] = dirty;
         self.free_pages += 1 << o;
-        self.dirty_pages += dirty;
-        DIRTY_PAGES.fetch_add(dirty as usize, Ordering::Relaxed);
     }
 
-    /// Unlink free block `idx` of order `o`; returns its dirty count.
-    fn list_remove(&mut self, idx: usize, o: usize) -> u32 {
+    /// Unlink free block `idx` of order `o`.
+    fn list_remove(&mut self, idx: usize, o: usize) {
         let Link { prev, next } = self.link[idx];
         if prev == NIL {
             self.free_head[o] = next;
@@ -209,35 +206,63 @@ impl Arena {
             self.nonempty &= !(1 << o);
         }
         self.order[idx] = 0;
-        let dirty = self.dirty[idx];
-        self.dirty[idx] = 0;
         self.free_pages -= 1 << o;
-        self.dirty_pages -= dirty;
-        DIRTY_PAGES.fetch_sub(dirty as usize, Ordering::Relaxed);
-        dirty
     }
 
     /// Free the block at `idx` of order `o`, merging with free buddies.
-    fn free_block(&mut self, mut idx: usize, mut o: usize, mut dirty: u32) {
+    fn free_block(&mut self, mut idx: usize, mut o: usize) {
         while o + 1 < ORDERS {
             let buddy = idx ^ (1 << o);
             if self.order[buddy] as usize != o + 1 {
                 break;
             }
-            dirty += self.list_remove(buddy, o);
+            self.list_remove(buddy, o);
             idx &= !(1 << o);
             o += 1;
         }
-        self.list_push(idx, o, dirty);
+        self.list_push(idx, o);
     }
 
-    /// Free pages `idx..idx+n` (any alignment) as maximal aligned blocks, all dirty or all clean.
-    fn free_range(&mut self, idx: usize, n: usize, dirty: bool) {
-        self.free_range_counted(idx, n, if dirty { n as u32 } else { 0 });
+    /// Set (`Some(true)`), clear (`Some(false)`) or just count (`None`) the dirty bits of pages
+    /// `idx..idx+n`; returns how many were set before.
+    fn dirty_range(&mut self, idx: usize, n: usize, set: Option<bool>) -> usize {
+        let (mut i, end, mut was) = (idx, idx + n, 0);
+        while i < end {
+            let (w, b) = (i / 64, i % 64);
+            let k = (64 - b).min(end - i);
+            let mask = if k == 64 {
+                u64::MAX
+            } else {
+                ((1u64 << k) - 1) << b
+            };
+            was += (self.dirty_bits[w] & mask).count_ones() as usize;
+            match set {
+                Some(true) => self.dirty_bits[w] |= mask,
+                Some(false) => self.dirty_bits[w] &= !mask,
+                None => {}
+            }
+            i += k;
+        }
+        was
     }
 
-    /// Free pages `idx..idx+n`, of which at most `dirty` may be dirty.
-    fn free_range_counted(&mut self, mut idx: usize, n: usize, dirty: u32) {
+    /// Pages `idx..idx+n` leave the free pool: clear their dirty bits. Returns whether any was
+    /// dirty.
+    fn take_dirty(&mut self, idx: usize, n: usize) -> bool {
+        let was = self.dirty_range(idx, n, Some(false));
+        self.dirty_pages -= was as u32;
+        DIRTY_PAGES.fetch_sub(was, Ordering::Relaxed);
+        was != 0
+    }
+
+    /// Free pages `idx..idx+n` (any alignment) as maximal aligned blocks, marking them dirty if
+    /// they may hold data.
+    fn free_range(&mut self, mut idx: usize, n: usize, dirty: bool) {
+        if dirty {
+            let was = self.dirty_range(idx, n, Some(true));
+            self.dirty_pages += (n - was) as u32;
+            DIRTY_PAGES.fetch_add(n - was, Ordering::Relaxed);
+        }
         let end = idx + n;
         while idx < end {
             let align = if idx == 0 {
@@ -247,7 +272,7 @@ impl Arena {
             };
             let fit = (usize::BITS - 1 - (end - idx).leading_zeros()) as usize;
             let o = align.min(fit).min(ORDERS - 1);
-            self.free_block(idx, o, dirty.min(1 << o));
+            self.free_block(idx, o);
             idx += 1 << o;
         }
     }
@@ -263,16 +288,17 @@ impl Arena {
         // Prefer the smallest fitting order.
         let mut o = avail.trailing_zeros() as usize;
         let idx = self.free_head[o] as usize;
-        let dirty = self.list_remove(idx, o);
+        self.list_remove(idx, o);
         while o > want {
             o -= 1;
-            self.list_push(idx + (1 << o), o, dirty);
+            self.list_push(idx + (1 << o), o);
         }
         let block = 1usize << want;
         if block > n {
-            self.free_range_counted(idx + n, block - n, dirty);
+            // The tail keeps its own dirty bits.
+            self.free_range(idx + n, block - n, false);
         }
-        Some((idx, dirty != 0))
+        Some((idx, self.take_dirty(idx, n)))
     }
 
     /// Grow the run of `pages` pages at `idx` to `new_pages` in place, if the pages right after
@@ -294,41 +320,49 @@ impl Arena {
         let mut j = idx + pages;
         while j < end {
             let o = self.order[j] as usize - 1;
-            let dirty = self.list_remove(j, o);
+            self.list_remove(j, o);
             let block_end = j + (1 << o);
             if block_end > end {
-                self.free_range_counted(end, block_end - end, dirty);
+                self.free_range(end, block_end - end, false);
             }
             j = block_end;
         }
+        self.take_dirty(idx + pages, new_pages - pages);
         true
     }
 
-    /// Purge every dirty free block: drop its pages and mark it clean. Returns pages purged.
+    /// Purge every dirty page: `MADV_DONTNEED` on each maximal range of dirty pages (all of
+    /// which are free), then clear the bits. Returns pages purged.
     fn purge(&mut self) -> usize {
         let mut purged = 0;
-        for o in 0..ORDERS {
-            let mut i = self.free_head[o];
-            while i != NIL {
-                let idx = i as usize;
-                if self.dirty[idx] != 0 {
-                    os::decommit((self.base() + (idx << PAGE_SHIFT)) as *mut u8, PAGE << o);
-                    let d = self.dirty[idx];
-                    self.dirty[idx] = 0;
-                    self.dirty_pages -= d;
-                    DIRTY_PAGES.fetch_sub(d as usize, Ordering::Relaxed);
-                    purged += d as usize;
-                }
-                i = self.link[idx].next;
+        let mut i = 0;
+        while i < ARENA_PAGES {
+            let w = self.dirty_bits[i / 64] >> (i % 64);
+            if w == 0 {
+                i = (i / 64 + 1) * 64;
+                continue;
             }
+            i += w.trailing_zeros() as usize;
+            let start = i;
+            while i < ARENA_PAGES && self.dirty_bits[i / 64] & (1 << (i % 64)) != 0 {
+                i += 1;
+            }
+            os::decommit(
+                (self.base() + (start << PAGE_SHIFT)) as *mut u8,
+                (i - start) << PAGE_SHIFT,
+            );
+            purged += i - start;
         }
+        self.dirty_bits = [0; ARENA_PAGES / 64];
+        self.dirty_pages -= purged as u32;
+        DIRTY_PAGES.fetch_sub(purged, Ordering::Relaxed);
         purged
     }
 
     /// Verify every invariant documented on the type. Aborts on violation.
     pub fn check_invariants(&self) {
         let mut covered = [0u64; ARENA_PAGES / 64];
-        let (mut free, mut dirty) = (0u32, 0u32);
+        let mut free = 0u32;
         for o in 0..ORDERS {
             xa_check!(((self.nonempty >> o) & 1 == 1) == (self.free_head[o] != NIL));
             let mut prev = NIL;
@@ -350,8 +384,6 @@ impl Arena {
                     xa_check!(self.order[idx ^ (1 << o)] as usize != o + 1);
                 }
                 free += 1 << o;
-                xa_check!(self.dirty[idx] <= 1 << o);
-                dirty += self.dirty[idx];
                 prev = i;
                 i = self.link[idx].next;
             }
@@ -362,6 +394,12 @@ impl Arena {
             }
         }
         xa_check!(free == self.free_pages);
+        let mut dirty = 0u32;
+        for (w, &bits) in self.dirty_bits.iter().enumerate() {
+            // Dirty pages are free pages.
+            xa_check!(bits & !covered[w] == 0);
+            dirty += bits.count_ones();
+        }
         xa_check!(dirty == self.dirty_pages);
     }
 }
@@ -593,8 +631,37 @@ mod tests {
         assert!(a.nonempty & (1 << 13) != 0);
         // Only the 5 pages freed dirty count, though their merged block is larger.
         assert_eq!(a.dirty_pages, 5);
+        assert_eq!(a.dirty_range(i1, 5, None), 5);
+        assert_eq!(a.dirty_range(i1 + 5, 3, None), 0);
         assert_eq!(a.purge(), 5);
         assert_eq!(a.dirty_pages, 0);
+    }
+
+    #[test]
+    fn only_runs_over_dirty_pages_are_dirty() {
+        let t = TestArena(Arena::create());
+        // SAFETY: private arena, single thread.
+        let a = unsafe { &mut *t.0 };
+        let mut runs = Vec::new();
+        while let Some((i, dirty)) = a.alloc_run(4, 2) {
+            assert!(!dirty, "fresh pages are clean");
+            runs.push(i);
+        }
+        // Give back every other run dirty, the rest clean.
+        for (k, &i) in runs.iter().enumerate() {
+            a.free_range(i, 4, k % 2 == 0);
+        }
+        a.check_invariants();
+        assert_eq!(a.dirty_pages as usize, runs.len().div_ceil(2) * 4);
+        let mut dirty_runs = 0;
+        while let Some((i, dirty)) = a.alloc_run(4, 2) {
+            let k = runs.iter().position(|&r| r == i).unwrap();
+            assert_eq!(dirty, k % 2 == 0, "run {i}");
+            dirty_runs += dirty as usize;
+        }
+        assert_eq!(dirty_runs, runs.len().div_ceil(2));
+        assert_eq!(a.dirty_pages, 0);
+        a.check_invariants();
     }
 
     #[test]

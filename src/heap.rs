@@ -145,6 +145,9 @@ pub struct Heap {
     all_next: *mut Heap,
     /// Next heap on the abandoned or free list, under HEAPS_LOCK.
     list_next: *mut Heap,
+    /// Whether the thread-exit key holds this heap (it cannot when the heap was made while
+    /// another thread was still creating the key; the slow path retries).
+    registered: bool,
     /// Blocks freed by other threads, linked through their first word.
     remote: Padded<AtomicPtr<Block>>,
 }
@@ -173,6 +176,7 @@ const fn heap_init() -> Heap {
         state: 0,
         all_next: ptr::null_mut(),
         list_next: ptr::null_mut(),
+        registered: false,
         remote: Padded(AtomicPtr::new(ptr::null_mut())),
     }
 }
@@ -326,16 +330,24 @@ fn thread_init() -> *mut Heap {
         unsafe {
             (*h).state = State::Active as u32;
             (*h).list_next = ptr::null_mut();
+            (*h).registered = false;
         }
         h
     };
     set_tls_heap(h);
+    register_exit(h);
+    h
+}
+
+/// Attach `h` to the thread-exit key if the key exists yet.
+fn register_exit(h: *mut Heap) {
     let k = KEY.load(Ordering::Acquire);
     if k != u32::MAX {
+        // SAFETY: h is the calling thread's heap.
+        unsafe { (*h).registered = true };
         // May re-enter calloc for keys >= 32: the slot already holds h, so that works.
         os::key_set(k, h as *mut u8);
     }
-    h
 }
 
 /// pthread key destructor: tear the exiting thread's heap down.
@@ -594,6 +606,7 @@ fn alloc_small_slow(h: *mut Heap, c: SizeClass) -> *mut u8 {
     if h == EMPTY_HEAP.0.get() {
         let h = thread_init();
         if h.is_null() {
+            os::set_errno(libc::ENOMEM);
             return ptr::null_mut();
         }
         return alloc_small(c);
@@ -601,10 +614,18 @@ fn alloc_small_slow(h: *mut Heap, c: SizeClass) -> *mut u8 {
     if h == DEAD_HEAP.0.get() {
         let _g = Guard::new(&GLOBAL_LOCK);
         // SAFETY: GLOBAL_HEAP is ours under GLOBAL_LOCK.
-        return unsafe { heap_alloc_slow(GLOBAL_HEAP.0.get(), c) };
+        let p = unsafe { heap_alloc_slow(GLOBAL_HEAP.0.get(), c) };
+        if p.is_null() {
+            os::set_errno(libc::ENOMEM);
+        }
+        return p;
     }
     // SAFETY: h is this thread's own heap.
-    unsafe { heap_alloc_slow(h, c) }
+    let p = unsafe { heap_alloc_slow(h, c) };
+    if p.is_null() {
+        os::set_errno(libc::ENOMEM);
+    }
+    p
 }
 
 /// Find or make a slab with a free block of class `c` and pop one.
@@ -614,6 +635,9 @@ fn alloc_small_slow(h: *mut Heap, c: SizeClass) -> *mut u8 {
 unsafe fn heap_alloc_slow(h: *mut Heap, c: SizeClass) -> *mut u8 {
     // SAFETY: forwarded contract.
     let heap = unsafe { &mut *h };
+    if !heap.registered && h != GLOBAL_HEAP.0.get() {
+        register_exit(h);
+    }
     heap.collect_remote(h);
     buddy::tick();
     let mut adopted = false;

@@ -165,6 +165,8 @@ pub fn now_ms() -> u64 {
 
 /// Block while `*word == expected` (a private futex wait); returns on wake-up, signal or mismatch.
 pub fn futex_wait(word: &core::sync::atomic::AtomicU32, expected: u32) {
+    // EAGAIN and EINTR are normal here; they must not leak into the program's errno.
+    let _e = ErrnoGuard::new();
     // SAFETY: the futex word is a valid, aligned u32 for the duration of the call.
     unsafe {
         libc::syscall(
@@ -179,6 +181,7 @@ pub fn futex_wait(word: &core::sync::atomic::AtomicU32, expected: u32) {
 
 /// Wake one waiter blocked on `word`.
 pub fn futex_wake_one(word: &core::sync::atomic::AtomicU32) {
+    let _e = ErrnoGuard::new();
     // SAFETY: the futex word is a valid, aligned u32.
     unsafe {
         libc::syscall(
@@ -192,6 +195,7 @@ pub fn futex_wake_one(word: &core::sync::atomic::AtomicU32) {
 
 /// Give up the CPU briefly.
 pub fn yield_now() {
+    let _e = ErrnoGuard::new();
     // SAFETY: sched_yield has no preconditions.
     unsafe {
         libc::sched_yield();
