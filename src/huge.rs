@@ -108,7 +108,9 @@ fn remove_at(t: *mut Entry, mut i: usize) {
 /// Map a huge block of at least `size` bytes aligned to `align` (a power of two). Null when out
 /// of memory.
 pub fn alloc(size: usize, align: usize) -> *mut u8 {
-    let Some(len) = size.checked_add(PAGE - 1).map(|l| l & !(PAGE - 1)) else {
+    // At least one page: a zero-length mapping would be no mapping at all (an over-aligned
+    // `aligned_alloc(align, 0)` lands here).
+    let Some(len) = size.max(1).checked_add(PAGE - 1).map(|l| l & !(PAGE - 1)) else {
         return ptr::null_mut();
     };
     let p = if align <= PAGE {
@@ -167,7 +169,7 @@ pub fn free(p: *mut u8) -> bool {
 /// Resize huge block `p` to hold `size` bytes with `mremap`. Returns the new address, or null
 /// (with `p` intact) when the kernel refuses. `p` must be one of ours.
 pub fn resize(p: *mut u8, size: usize) -> *mut u8 {
-    let Some(new_len) = size.checked_add(PAGE - 1).map(|l| l & !(PAGE - 1)) else {
+    let Some(new_len) = size.max(1).checked_add(PAGE - 1).map(|l| l & !(PAGE - 1)) else {
         return ptr::null_mut();
     };
     let _g = Guard::new(&HUGE_LOCK);
