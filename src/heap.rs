@@ -145,9 +145,14 @@ pub struct Heap {
     all_next: *mut Heap,
     /// Next heap on the abandoned or free list, under HEAPS_LOCK.
     list_next: *mut Heap,
-    /// Whether the thread-exit key holds this heap (it cannot when the heap was made while
-    /// another thread was still creating the key; the slow path retries).
+    /// Whether the thread-exit key was set to this heap (it cannot be when the heap was made
+    /// while another thread was still creating the key; the slow path retries).
     registered: bool,
+    /// Whether the next slow path should check that the key still holds this heap. When a
+    /// thread's first allocation is the `calloc` glibc makes inside `pthread_setspecific` for a
+    /// key past the first 32, and our key shares that second-level table, glibc's outer call
+    /// overwrites the table our inner call just filled, losing our value.
+    verify_key: bool,
     /// Blocks freed by other threads, linked through their first word.
     remote: Padded<AtomicPtr<Block>>,
 }
@@ -177,6 +182,7 @@ const fn heap_init() -> Heap {
         all_next: ptr::null_mut(),
         list_next: ptr::null_mut(),
         registered: false,
+        verify_key: false,
         remote: Padded(AtomicPtr::new(ptr::null_mut())),
     }
 }
@@ -331,6 +337,7 @@ fn thread_init() -> *mut Heap {
             (*h).state = State::Active as u32;
             (*h).list_next = ptr::null_mut();
             (*h).registered = false;
+            (*h).verify_key = false;
         }
         h
     };
@@ -347,8 +354,32 @@ fn register_exit(h: *mut Heap) {
         unsafe { (*h).registered = true };
         // May re-enter calloc for keys >= 32: the slot already holds h, so that works.
         os::key_set(k, h as *mut u8);
+        // Only now: a slow path nested in key_set must not use up the check.
+        // SAFETY: as above.
+        unsafe { (*h).verify_key = true };
     }
 }
+
+/// Set the key again if a nested `pthread_setspecific` lost our value (see `verify_key`).
+#[cold]
+fn verify_exit_key(h: *mut Heap) {
+    // SAFETY: h is the calling thread's heap.
+    unsafe { (*h).verify_key = false };
+    let k = KEY.load(Ordering::Acquire);
+    if os::key_get(k) != h as *mut u8 {
+        os::key_set(k, h as *mut u8);
+    }
+}
+
+/// Create the thread-exit key at load time, while few keys exist, so it is one of the first 32
+/// (whose slots glibc keeps inline, without the calloc that the nested case above needs).
+extern "C" fn load_time_init() {
+    global_init();
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static LOAD_TIME_INIT: extern "C" fn() = load_time_init;
 
 /// pthread key destructor: tear the exiting thread's heap down.
 unsafe extern "C" fn thread_exit(arg: *mut libc::c_void) {
@@ -635,8 +666,12 @@ fn alloc_small_slow(h: *mut Heap, c: SizeClass) -> *mut u8 {
 unsafe fn heap_alloc_slow(h: *mut Heap, c: SizeClass) -> *mut u8 {
     // SAFETY: forwarded contract.
     let heap = unsafe { &mut *h };
-    if !heap.registered && h != GLOBAL_HEAP.0.get() {
-        register_exit(h);
+    if h != GLOBAL_HEAP.0.get() {
+        if !heap.registered {
+            register_exit(h);
+        } else if heap.verify_key {
+            verify_exit_key(h);
+        }
     }
     heap.collect_remote(h);
     buddy::tick();

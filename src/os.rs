@@ -262,6 +262,12 @@ pub fn key_set(key: libc::pthread_key_t, v: *mut u8) {
     }
 }
 
+/// The calling thread's value for `key`.
+pub fn key_get(key: libc::pthread_key_t) -> *mut u8 {
+    // SAFETY: pthread_getspecific has no preconditions for a key from key_create.
+    unsafe { libc::pthread_getspecific(key) as *mut u8 }
+}
+
 /// Read an environment variable as raw bytes, without allocating. Returns `None` if unset.
 pub fn getenv(name: &core::ffi::CStr) -> Option<&'static [u8]> {
     // SAFETY: getenv reads environ without allocating; the returned string lives as long as the
