@@ -58,6 +58,7 @@ pub mod config;
 pub mod ffi;
 pub mod heap;
 pub mod huge;
+pub mod opseq;
 pub mod os;
 pub mod size_class;
 pub mod slab;
