@@ -2,7 +2,7 @@
 // timeout: 40
 // stdout: stress_churn: ok
 //
-// Thread churn: 5000 short-lived threads, at most 8 alive at a time (a few
+// Thread churn: 20000 short-lived threads, at most 8 alive at a time (a few
 // detached), with bursts of 64 started at once.  Each thread's first
 // allocator call varies (malloc, calloc, posix_memalign, or free of a block
 // another thread left behind); it then allocates, verifies, reallocs and
@@ -17,7 +17,7 @@
 #include "stress.h"
 #include "xalloc.h"
 
-#define TOTAL_THREADS 5000
+#define TOTAL_THREADS 20000
 #define WINDOW 8
 #define BURST 64
 #define LEFT 3

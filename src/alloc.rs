@@ -274,6 +274,12 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
         }
         match span.kind {
             Kind::Slab => {
+                // The block this thread freed last is on top of its slab's local list.
+                if span.local_free as *mut u8 == p
+                    && span.heap.load(Ordering::Relaxed) == heap::tls_heap()
+                {
+                    misuse("realloc", "double free", p as usize);
+                }
                 let bs = span.block_size();
                 if size <= bs && (size > bs / 2 || class_of(size) == span.class as usize) {
                     return p;
