@@ -20,7 +20,7 @@ use crate::os::{self, PAGE, PAGE_SHIFT};
 use crate::slab::Span;
 use crate::sync::{Guard, RawLock};
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 /// log2 of the arena size.
 pub const ARENA_SHIFT: usize = 26;
@@ -106,8 +106,6 @@ pub static ARENA_BYTES: AtomicUsize = AtomicUsize::new(0);
 static DIRTY_PAGES: AtomicUsize = AtomicUsize::new(0);
 /// Time (ms) when dirty pages first appeared since the last purge; 0 when none.
 static DIRTY_SINCE: AtomicU64 = AtomicU64::new(0);
-/// Whether purging is allowed (off only in tests that inspect dirty state).
-pub static PURGE_ENABLED: AtomicBool = AtomicBool::new(true);
 
 /// Find the span owning `addr`, or null if `addr` is not inside a run of one of our arenas.
 /// About 8 instructions: a shift, a bounds test, two dependent loads.
@@ -125,12 +123,6 @@ pub fn span_of(addr: usize) -> *mut Span {
     let page = (addr >> PAGE_SHIFT) & (ARENA_PAGES - 1);
     // SAFETY: a registered arena is mapped for the life of the process and page < ARENA_PAGES.
     unsafe { (*arena).pagemap.get_unchecked(page).load(Ordering::Relaxed) }
-}
-
-/// Whether `addr` lies in one of our arenas (in a run or not).
-pub fn in_arena(addr: usize) -> bool {
-    let slot = addr >> ARENA_SHIFT;
-    slot < REGISTRY_SLOTS && !REGISTRY[slot].load(Ordering::Relaxed).is_null()
 }
 
 /// Smallest order whose block holds `pages` pages.
@@ -495,7 +487,7 @@ pub unsafe fn extend_pages(arena: *mut Arena, idx: usize, pages: usize, new_page
 /// Caller holds [`PAGE_LOCK`].
 fn maybe_purge_locked() {
     let dirty = DIRTY_PAGES.load(Ordering::Relaxed) * PAGE;
-    if dirty == 0 || !PURGE_ENABLED.load(Ordering::Relaxed) {
+    if dirty == 0 {
         return;
     }
     let cfg = crate::config::get();

@@ -826,7 +826,7 @@ pub unsafe fn free_small(s: *mut Span, p: *mut u8) {
             }
             return;
         }
-        free_small_slow(h, s, b)
+        free_small_slow(s, b)
     }
 }
 
@@ -839,8 +839,7 @@ fn double_free(p: *mut u8) {
 
 #[cold]
 #[inline(never)]
-unsafe fn free_small_slow(h: *mut Heap, s: *mut Span, b: *mut Block) {
-    let _ = h;
+unsafe fn free_small_slow(s: *mut Span, b: *mut Block) {
     // SAFETY: caller's contract: s is a live slab or large span.
     unsafe {
         if (*s).kind == Kind::Large {

@@ -193,15 +193,6 @@ pub fn futex_wake_one(word: &core::sync::atomic::AtomicU32) {
     }
 }
 
-/// Give up the CPU briefly.
-pub fn yield_now() {
-    let _e = ErrnoGuard::new();
-    // SAFETY: sched_yield has no preconditions.
-    unsafe {
-        libc::sched_yield();
-    }
-}
-
 unsafe extern "C" {
     /// glibc's recursive lock over the list of all FILE streams (exported since 2.2.5).
     fn _IO_list_lock();
