@@ -20,7 +20,7 @@ declare -A want=(
     [cc]=gcc [gcc]=gcc [g++]=g++ [make]=make [git]=git [perl]=perl
     [python3]=python3 [xz]=xz-utils [sqlite3]=sqlite3 [curl]=curl
     [tar]=tar [gzip]=gzip [awk]=mawk [diff]=diffutils [timeout]=coreutils
-    [pkg-config]=pkg-config
+    [pkg-config]=pkg-config [valgrind]=valgrind [callgrind_annotate]=valgrind
 )
 missing=()
 for cmd in "${!want[@]}"; do

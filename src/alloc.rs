@@ -58,7 +58,6 @@ fn malloc_big(size: usize, align: usize) -> (*mut u8, bool) {
             span.local_free = ptr::null_mut();
             span.used = 1;
             span.block_size = 0;
-            span.in_full = 0;
             span.class = 0;
             span.kind = Kind::Large;
             span.zeroed = run.zeroed;
@@ -66,8 +65,9 @@ fn malloc_big(size: usize, align: usize) -> (*mut u8, bool) {
             span.reserved = 1;
             span.pages = pages as u32;
             span.start = run.addr() as *mut u8;
-            span.div_magic = u64::MAX;
-            span.span_bytes = 1;
+            // off * 1 < 1 only for off == 0: the run's first byte is its one block start.
+            span.div_magic = 1;
+            span.start_limit = 1;
             span.idx = run.idx as u32;
             span.arena = run.arena;
             span.heap.store(LARGE_OWNER, Ordering::Release);
@@ -89,9 +89,7 @@ fn malloc_big(size: usize, align: usize) -> (*mut u8, bool) {
 /// else that we can detect aborts with a message.
 #[inline(always)]
 pub unsafe fn free(p: *mut u8) {
-    if p.is_null() {
-        return;
-    }
+    // Null needs no test here: no arena covers address 0, so it takes the cold path below.
     let s = span_of(p as usize);
     if s.is_null() {
         return free_unmapped(p);
@@ -107,7 +105,7 @@ pub unsafe fn free(p: *mut u8) {
 #[cold]
 #[inline(never)]
 fn free_unmapped(p: *mut u8) {
-    if !huge::free(p) {
+    if !p.is_null() && !huge::free(p) {
         misuse("free", "invalid pointer", p as usize);
     }
 }
@@ -117,7 +115,11 @@ fn free_unmapped(p: *mut u8) {
 #[cold]
 #[inline(never)]
 fn free_rejected(s: *mut Span, p: *mut u8) {
-    free_bad(s, p, "free")
+    // `black_box` hides from the optimiser that this never returns; a function it knows to be
+    // `noreturn` is reached by `call`, which makes `free` align its stack on every call.
+    if core::hint::black_box(true) {
+        free_bad(s, p, "free")
+    }
 }
 
 #[cold]
@@ -177,10 +179,10 @@ pub fn owns(p: *const u8) -> bool {
     // our remote stack. A block of a slab another thread owns counts as live until that owner
     // collects it.
     let me = heap::tls_heap();
-    if span.kind == Kind::Slab && span.heap.load(Ordering::Relaxed) == me {
+    if span.kind == Kind::Slab && span.owner() == me {
         // Take in the blocks other threads freed to us first (this may even release the slab).
         heap::collect_remote_current();
-        if span.kind != Kind::Slab || span.heap.load(Ordering::Relaxed) != me {
+        if span.kind != Kind::Slab || span.owner() != me {
             return false;
         }
         if (span.capacity as usize) * span.block_size() <= (p as usize - span.start as usize) {
@@ -275,9 +277,7 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
         match span.kind {
             Kind::Slab => {
                 // The block this thread freed last is on top of its slab's local list.
-                if span.local_free as *mut u8 == p
-                    && span.heap.load(Ordering::Relaxed) == heap::tls_heap()
-                {
+                if span.local_free as *mut u8 == p && span.owner() == heap::tls_heap() {
                     misuse("realloc", "double free", p as usize);
                 }
                 let bs = span.block_size();

@@ -24,7 +24,7 @@
 use crate::buddy::{self, RUN_ALIGN};
 use crate::os::{self, PAGE};
 use crate::size_class::{CLASS_SIZE, NUM_CLASSES, SLAB_PAGES, SizeClass};
-use crate::slab::{Block, Kind, Span};
+use crate::slab::{Block, FULL_TAG, Kind, Span};
 use crate::sync::{Guard, RawLock};
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
@@ -128,8 +128,8 @@ enum State {
 ///
 /// Invariants (checked by [`Heap::check_invariants`]):
 /// - `direct[c]` is `queues[c].head`, or the shared empty span when that queue is empty;
-/// - every span on `queues[c]` is a slab of class `c` with `in_full == 0` and `heap == self`;
-///   every span on `full` has `in_full == 1` and `heap == self`;
+/// - every span on `queues[c]` is a slab of class `c` whose `heap` is `self` (no full tag);
+///   every span on `full` has `heap == self | FULL_TAG`;
 /// - each owned span is on exactly one of those lists.
 #[repr(C)]
 pub struct Heap {
@@ -470,7 +470,7 @@ impl Heap {
             let next = unsafe { (*b).next };
             let s = buddy::span_of(b as usize);
             // SAFETY: a block in transit keeps its slab alive.
-            if unsafe { (*s).heap.load(Ordering::Relaxed) } == me {
+            if unsafe { (*s).owner() } == me {
                 // SAFETY: we own s.
                 unsafe { self.free_local(s, b) };
             } else {
@@ -526,11 +526,11 @@ impl Heap {
         // SAFETY: forwarded contract.
         let span = unsafe { &mut *s };
         let c = span.class as usize;
-        if span.in_full != 0 {
+        if span.in_full() {
             // SAFETY: s is on our full list.
             unsafe {
                 self.full.remove(s);
-                span.in_full = 0;
+                span.set_in_full(false);
                 self.queues[c].push_back(s);
             }
             self.sync_direct(c);
@@ -562,7 +562,7 @@ impl Heap {
             while !s.is_null() {
                 // SAFETY: spans on our queues are ours.
                 let span = unsafe { &*s };
-                xa_check!(span.class as usize == c && span.in_full == 0 && span.kind == Kind::Slab);
+                xa_check!(span.class as usize == c && !span.in_full() && span.kind == Kind::Slab);
                 xa_check!(span.heap.load(Ordering::Relaxed) == me);
                 // SAFETY: we own the span.
                 unsafe { span.check_invariants() };
@@ -575,7 +575,7 @@ impl Heap {
         while !s.is_null() {
             // SAFETY: spans on our full list are ours.
             let span = unsafe { &*s };
-            xa_check!(span.in_full == 1 && span.heap.load(Ordering::Relaxed) == me);
+            xa_check!(span.in_full() && span.owner() == me);
             n += 1;
             s = span.next;
         }
@@ -590,7 +590,7 @@ impl Heap {
 pub unsafe fn remote_free(s: *mut Span, b: *mut Block) {
     // SAFETY: a live block keeps its slab (and the slab's heap pointer) valid; heaps are never
     // unmapped.
-    let owner = unsafe { (*s).heap.load(Ordering::Acquire) };
+    let owner = unsafe { (*s).owner() };
     // SAFETY: heaps are never unmapped.
     let stack = unsafe { &(*owner).remote.0 };
     let mut head = stack.load(Ordering::Relaxed);
@@ -698,7 +698,7 @@ unsafe fn heap_alloc_slow(h: *mut Heap, c: SizeClass) -> *mut u8 {
             // SAFETY: s is on queue c; moving it to the full list.
             unsafe {
                 heap.queues[c].remove(s);
-                span.in_full = 1;
+                span.set_in_full(true);
                 heap.full.push_back(s);
             }
             s = next;
@@ -782,7 +782,8 @@ unsafe fn adopt_one(me: *mut Heap) -> bool {
         // SAFETY: as above.
         unsafe {
             v.full.remove(s);
-            (*s).heap.store(me, Ordering::Release);
+            (*s).heap
+                .store(me.map_addr(|a| a | FULL_TAG), Ordering::Release);
             heap.full.push_back(s);
         }
     }
@@ -816,12 +817,9 @@ pub unsafe fn free_small(s: *mut Span, p: *mut u8) {
             (*b).next = lf;
             (*s).local_free = b;
             (*s).used -= 1;
-            if (*s).used == 0 || (*s).in_full != 0 {
-                // An empty slab that is its class's current one stays, ready for the next
-                // malloc (the common malloc-free-malloc pattern costs no extra work).
-                if (*s).in_full == 0 && *(*h).direct.get_unchecked((*s).class as usize) == s {
-                    return;
-                }
+            // An empty slab that is its class's current one stays, ready for the next malloc
+            // (the common malloc-free-malloc pattern costs no extra work).
+            if (*s).used == 0 && *(*h).direct.get_unchecked((*s).class as usize) != s {
                 (*h).after_free(s);
             }
             return;
@@ -834,7 +832,10 @@ pub unsafe fn free_small(s: *mut Span, p: *mut u8) {
 #[cold]
 #[inline(never)]
 fn double_free(p: *mut u8) {
-    crate::debug::misuse("free", "double free", p as usize)
+    // Hidden divergence, so the fast path reaches this by a tail jump (see `free_rejected`).
+    if core::hint::black_box(true) {
+        crate::debug::misuse("free", "double free", p as usize)
+    }
 }
 
 #[cold]
@@ -844,6 +845,12 @@ unsafe fn free_small_slow(s: *mut Span, b: *mut Block) {
     unsafe {
         if (*s).kind == Kind::Large {
             free_large(s)
+        } else if (*s).owner() == tls_heap() {
+            // One of our slabs on the full list (its heap field carries FULL_TAG).
+            if b == (*s).local_free {
+                return double_free(b as *mut u8);
+            }
+            (*tls_heap()).free_local(s, b)
         } else {
             // Another heap's block (or the global heap's): hand it to the owner.
             remote_free(s, b)
@@ -860,7 +867,8 @@ pub unsafe fn free_large(s: *mut Span) {
     // SAFETY: forwarded contract.
     let span = unsafe { &mut *s };
     span.kind = Kind::Unused;
-    span.span_bytes = 0;
+    span.div_magic = 0;
+    span.start_limit = 0;
     span.heap.store(ptr::null_mut(), Ordering::Relaxed);
     // SAFETY: live arena.
     unsafe { (*span.arena).map_pages(span.idx as usize, span.pages as usize, freed_marker()) };

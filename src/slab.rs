@@ -35,6 +35,10 @@ pub enum Kind {
 /// fast path of `free` falls through to the slow path.
 pub const LARGE_OWNER: *mut Heap = core::ptr::without_provenance_mut(8);
 
+/// Low bit of [`Span::heap`], set while a slab sits on its heap's full list (heaps are at least
+/// 8-byte aligned, so the bit is free).
+pub const FULL_TAG: usize = 1;
+
 /// The header of a run of pages.
 ///
 /// Invariants for a slab (checked by [`Span::check_invariants`]):
@@ -42,23 +46,23 @@ pub const LARGE_OWNER: *mut Heap = core::ptr::without_provenance_mut(8);
 ///   out, including those travelling through some heap's remote queue;
 /// - every block on `free`/`local_free` lies in `start..start + capacity * block_size` at a
 ///   multiple of `block_size`, and appears once;
-/// - `in_full` iff the span sits on its heap's full list (then `free` and `local_free` were
-///   empty and `capacity == reserved` when it moved there);
-/// - `heap` is the owning heap; it changes only when a heap is adopted.
+/// - the [`FULL_TAG`] bit of `heap` is set iff the span sits on its heap's full list (then
+///   `free` and `local_free` were empty and `capacity == reserved` when it moved there);
+/// - `heap` less that bit is the owning heap; it changes only when a heap is adopted.
 #[repr(C, align(64))]
 pub struct Span {
     /// Blocks ready to hand out (owner pops).
     pub free: *mut Block,
     /// Blocks freed by the owner since the last collection.
     pub local_free: *mut Block,
-    /// Owning heap, [`LARGE_OWNER`], or null when unused.
+    /// Owning heap, [`LARGE_OWNER`], or null when unused; with [`FULL_TAG`] set while the span
+    /// is on its heap's full list, so the local fast path of `free` (an exact compare with the
+    /// thread's heap) sends frees into full spans to the slow path without testing a flag.
     pub heap: AtomicPtr<Heap>,
     /// Blocks handed out and not yet freed back to this span.
     pub used: u32,
     /// Size of each block in bytes.
     pub block_size: u32,
-    /// 1 iff the span is on its heap's full list.
-    pub in_full: u8,
     /// Size class (slabs).
     pub class: u8,
     /// What the span holds.
@@ -73,12 +77,13 @@ pub struct Span {
     pub pages: u32,
     /// First byte of the run.
     pub start: *mut u8,
-    /// `ceil(2^64 / block_size)`: `off * div_magic < div_magic` iff `block_size` divides `off`
-    /// (for `off < 2^32`; Lemire, Kaser, Kurz, "Faster remainder by direct computation", 2019).
+    /// `floor(2^64 / block_size) + 1` for slabs, 1 for large spans, 0 when unused: see
+    /// [`Span::is_block_start`].
     pub div_magic: u64,
-    /// Bytes from `start` in which a block may start (`reserved * block_size`; 1 for large
-    /// spans, 0 when unused), so `free` can reject interior and stray pointers.
-    pub span_bytes: u32,
+    /// `reserved * e` with `e = div_magic * block_size - 2^64` for slabs, 1 for large spans,
+    /// 0 when unused: `(off * div_magic) mod 2^64 < start_limit` iff `off` is the offset of one
+    /// of the span's `reserved` block slots.
+    pub start_limit: u64,
     /// Page index of the run inside its arena.
     pub idx: u32,
     /// Next span in the heap's class queue or full list.
@@ -91,6 +96,14 @@ pub struct Span {
 
 const _: () = assert!(core::mem::size_of::<Span>() <= 128);
 
+/// `(div_magic, start_limit)` for a slab of `reserved` blocks of `block_size` bytes (see
+/// [`Span::is_block_start`]).
+pub const fn block_start_magic(block_size: usize, reserved: usize) -> (u64, u64) {
+    let m = ((1u128 << 64) / block_size as u128) as u64 + 1;
+    let e = m.wrapping_mul(block_size as u64);
+    (m, reserved as u64 * e)
+}
+
 impl Span {
     /// A span with no blocks, used as the initial `direct` entry of every class so the malloc
     /// fast path needs no null test.
@@ -101,7 +114,6 @@ impl Span {
             heap: AtomicPtr::new(ptr::null_mut()),
             used: 0,
             block_size: 0,
-            in_full: 0,
             class: 0,
             kind: Kind::Unused,
             zeroed: false,
@@ -110,7 +122,7 @@ impl Span {
             pages: 0,
             start: ptr::null_mut(),
             div_magic: 0,
-            span_bytes: 0,
+            start_limit: 0,
             idx: 0,
             next: ptr::null_mut(),
             prev: ptr::null_mut(),
@@ -132,17 +144,39 @@ impl Span {
         self.heap.store(heap, Ordering::Release);
         self.used = 0;
         self.block_size = block_size as u32;
-        self.in_full = 0;
         self.class = class as u8;
         self.kind = Kind::Slab;
         self.capacity = 0;
         self.reserved = (pages * PAGE / block_size) as u32;
         self.pages = pages as u32;
         self.start = start;
-        self.div_magic = u64::MAX / block_size as u64 + 1;
-        self.span_bytes = self.reserved * block_size as u32;
+        let (magic, limit) = block_start_magic(block_size, self.reserved as usize);
+        self.div_magic = magic;
+        self.start_limit = limit;
         self.next = ptr::null_mut();
         self.prev = ptr::null_mut();
+    }
+
+    /// The owning heap (the `heap` field without [`FULL_TAG`]).
+    #[inline]
+    pub fn owner(&self) -> *mut Heap {
+        self.heap
+            .load(Ordering::Acquire)
+            .map_addr(|a| a & !FULL_TAG)
+    }
+
+    /// Whether the span is on its heap's full list.
+    #[inline]
+    pub fn in_full(&self) -> bool {
+        self.heap.load(Ordering::Relaxed).addr() & FULL_TAG != 0
+    }
+
+    /// Mark the span as on (or off) its heap's full list. Owner only.
+    #[inline]
+    pub fn set_in_full(&mut self, full: bool) {
+        let owner = self.owner();
+        self.heap
+            .store(owner.map_addr(|a| a | full as usize), Ordering::Release);
     }
 
     /// Pop a block from `free`. About 4 instructions.
@@ -202,12 +236,19 @@ impl Span {
         self.capacity += n as u32;
     }
 
-    /// Whether `p` is the start of a block slot of this span (carved or not): about 6
-    /// instructions, no division.
+    /// Whether `p` is the start of a block slot of this span (carved or not), for `p` inside the
+    /// span's pages: a subtraction, a multiplication and one compare.
+    ///
+    /// With `M = floor(2^64 / b) + 1` and `e = M * b - 2^64` (so `1 <= e <= b`), an offset
+    /// `off = k * b + r` (`0 <= r < b`) gives `off * M mod 2^64 = k * e + r * M`: just `k * e`
+    /// for a block start, and at least `M` (far above any `k * e` here) otherwise. So one
+    /// compare with `reserved * e` tests both "multiple of `b`" and "below `reserved` blocks"
+    /// (the divisibility half is Lemire, Kaser and Kurz, "Faster remainder by direct
+    /// computation", 2019). The unit tests check every offset of every class exhaustively.
     #[inline(always)]
     pub fn is_block_start(&self, p: usize) -> bool {
-        let off = p.wrapping_sub(self.start as usize);
-        off < self.span_bytes as usize && (off as u64).wrapping_mul(self.div_magic) < self.div_magic
+        let off = p.wrapping_sub(self.start as usize) as u64;
+        off.wrapping_mul(self.div_magic) < self.start_limit
     }
 
     /// Usable size of a block of this span.
@@ -245,6 +286,40 @@ impl Span {
 mod tests {
     use super::*;
     use crate::os;
+
+    #[test]
+    fn block_start_test_is_exact_for_every_class_and_offset() {
+        use crate::size_class::{CLASS_SIZE, NUM_CLASSES, slab_pages};
+        let base = 0x7f00_0000_0000usize;
+        for c in 0..NUM_CLASSES {
+            let bs = CLASS_SIZE[c] as usize;
+            let pages = slab_pages(c);
+            let mut s = Span::empty();
+            s.init_slab(ptr::null_mut(), c, bs, base as *mut u8, pages);
+            let reserved = s.reserved as usize;
+            assert!(reserved >= 1);
+            for off in 0..pages * PAGE {
+                let want = off % bs == 0 && off / bs < reserved;
+                assert_eq!(
+                    s.is_block_start(base + off),
+                    want,
+                    "class {c} size {bs} off {off}"
+                );
+            }
+        }
+        // large spans: only the first byte; unused spans: nothing
+        let mut s = Span::empty();
+        s.start = base as *mut u8;
+        for off in [0usize, 1, 16, PAGE, 77 * PAGE] {
+            assert!(!s.is_block_start(base + off));
+        }
+        s.div_magic = 1;
+        s.start_limit = 1;
+        assert!(s.is_block_start(base));
+        for off in [1usize, 16, PAGE, 77 * PAGE, usize::MAX / 2] {
+            assert!(!s.is_block_start(base + off));
+        }
+    }
 
     #[test]
     fn slab_against_a_model() {
