@@ -104,8 +104,14 @@ static ARENAS: AtomicPtr<Arena> = AtomicPtr::new(ptr::null_mut());
 pub static ARENA_BYTES: AtomicUsize = AtomicUsize::new(0);
 /// Total dirty free pages across arenas (under PAGE_LOCK; atomic only for lock-free reads).
 static DIRTY_PAGES: AtomicUsize = AtomicUsize::new(0);
-/// Time (ms) when dirty pages first appeared since the last purge; 0 when none.
-static DIRTY_SINCE: AtomicU64 = AtomicU64::new(0);
+/// Start (ms) of the current purge epoch; 0 before the first one.
+static EPOCH_START: AtomicU64 = AtomicU64::new(0);
+/// Fewest dirty pages seen since the epoch started: that many pages sat free and resident for
+/// the whole epoch, and are the ones purged when it ends (under PAGE_LOCK; atomic for reads).
+static DIRTY_LOW: AtomicUsize = AtomicUsize::new(0);
+/// Pages handed out as runs, and the most there ever were (under PAGE_LOCK).
+static IN_USE_PAGES: AtomicUsize = AtomicUsize::new(0);
+static PEAK_IN_USE_PAGES: AtomicUsize = AtomicUsize::new(0);
 
 /// Find the span owning `addr`, or null if `addr` is not inside a run of one of our arenas.
 /// About 8 instructions: a shift, a bounds test, two dependent loads.
@@ -242,8 +248,13 @@ impl Arena {
     /// dirty.
     fn take_dirty(&mut self, idx: usize, n: usize) -> bool {
         let was = self.dirty_range(idx, n, Some(false));
-        self.dirty_pages -= was as u32;
-        DIRTY_PAGES.fetch_sub(was, Ordering::Relaxed);
+        if was != 0 {
+            self.dirty_pages -= was as u32;
+            let left = DIRTY_PAGES.fetch_sub(was, Ordering::Relaxed) - was;
+            if left < DIRTY_LOW.load(Ordering::Relaxed) {
+                DIRTY_LOW.store(left, Ordering::Relaxed);
+            }
+        }
         was != 0
     }
 
@@ -277,8 +288,21 @@ impl Arena {
         if avail == 0 {
             return None;
         }
-        // Prefer the smallest fitting order.
+        // Prefer the smallest fitting order whose first block starts on a dirty page (a run
+        // freed lately: its pages are resident, so reusing it costs no page faults and keeps
+        // the resident set from growing while free resident pages wait to be purged), else
+        // the smallest fitting order.
         let mut o = avail.trailing_zeros() as usize;
+        let mut rest = avail;
+        while rest != 0 {
+            let k = rest.trailing_zeros() as usize;
+            let head = self.free_head[k] as usize;
+            if self.dirty_bits[head / 64] & (1 << (head % 64)) != 0 {
+                o = k;
+                break;
+            }
+            rest &= rest - 1;
+        }
         let idx = self.free_head[o] as usize;
         self.list_remove(idx, o);
         while o > want {
@@ -323,12 +347,13 @@ impl Arena {
         true
     }
 
-    /// Purge every dirty page: `MADV_DONTNEED` on each maximal range of dirty pages (all of
-    /// which are free), then clear the bits. Returns pages purged.
-    fn purge(&mut self) -> usize {
+    /// Purge up to `limit` dirty pages (all of them for `usize::MAX`): `MADV_DONTNEED` on
+    /// maximal ranges of dirty pages (all of which are free), then clear their bits. Returns
+    /// pages purged.
+    fn purge(&mut self, limit: usize) -> usize {
         let mut purged = 0;
         let mut i = 0;
-        while i < ARENA_PAGES {
+        while i < ARENA_PAGES && purged < limit {
             let w = self.dirty_bits[i / 64] >> (i % 64);
             if w == 0 {
                 i = (i / 64 + 1) * 64;
@@ -336,16 +361,19 @@ impl Arena {
             }
             i += w.trailing_zeros() as usize;
             let start = i;
-            while i < ARENA_PAGES && self.dirty_bits[i / 64] & (1 << (i % 64)) != 0 {
+            while i < ARENA_PAGES
+                && i - start < limit - purged
+                && self.dirty_bits[i / 64] & (1 << (i % 64)) != 0
+            {
                 i += 1;
             }
             os::decommit(
                 (self.base() + (start << PAGE_SHIFT)) as *mut u8,
                 (i - start) << PAGE_SHIFT,
             );
+            self.dirty_range(start, i - start, Some(false));
             purged += i - start;
         }
-        self.dirty_bits = [0; ARENA_PAGES / 64];
         self.dirty_pages -= purged as u32;
         DIRTY_PAGES.fetch_sub(purged, Ordering::Relaxed);
         purged
@@ -425,6 +453,7 @@ pub fn alloc_pages(n: usize, min_order: usize) -> Option<Run> {
         // SAFETY: arenas in the list are live; PAGE_LOCK is held.
         let ar = unsafe { &mut *a };
         if let Some((idx, dirty)) = ar.alloc_run(n, min_order) {
+            note_in_use(n);
             return Some(Run {
                 arena: a,
                 idx,
@@ -449,6 +478,7 @@ pub fn alloc_pages(n: usize, min_order: usize) -> Option<Run> {
         unsafe { (*last).next = new };
     }
     let (idx, dirty) = ar.alloc_run(n, min_order)?;
+    note_in_use(n);
     Some(Run {
         arena: new,
         idx,
@@ -466,10 +496,16 @@ pub unsafe fn free_pages(arena: *mut Arena, idx: usize, n: usize) {
     let _g = Guard::new(&PAGE_LOCK);
     // SAFETY: the caller guarantees arena is live and the range is ours to free.
     unsafe { (*arena).free_range(idx, n, true) };
-    if DIRTY_SINCE.load(Ordering::Relaxed) == 0 {
-        DIRTY_SINCE.store(os::now_ms().max(1), Ordering::Relaxed);
-    }
+    IN_USE_PAGES.fetch_sub(n, Ordering::Relaxed);
     maybe_purge_locked();
+}
+
+/// Count `n` more pages as handed out (under PAGE_LOCK).
+fn note_in_use(n: usize) {
+    let now = IN_USE_PAGES.fetch_add(n, Ordering::Relaxed) + n;
+    if now > PEAK_IN_USE_PAGES.load(Ordering::Relaxed) {
+        PEAK_IN_USE_PAGES.store(now, Ordering::Relaxed);
+    }
 }
 
 /// Grow the run of `pages` pages at `idx` of `arena` to `new_pages` pages in place if the
@@ -480,22 +516,42 @@ pub unsafe fn free_pages(arena: *mut Arena, idx: usize, n: usize) {
 pub unsafe fn extend_pages(arena: *mut Arena, idx: usize, pages: usize, new_pages: usize) -> bool {
     let _g = Guard::new(&PAGE_LOCK);
     // SAFETY: the caller guarantees the arena is live; PAGE_LOCK is held.
-    unsafe { (*arena).extend_run(idx, pages, new_pages) }
+    let grown = unsafe { (*arena).extend_run(idx, pages, new_pages) };
+    if grown {
+        note_in_use(new_pages - pages);
+    }
+    grown
 }
 
-/// Purge if the dirty total exceeds the cap or the oldest dirty page waited past the delay.
-/// Caller holds [`PAGE_LOCK`].
+/// The purge policy, run whenever pages are given back and from [`tick`]. Caller holds
+/// [`PAGE_LOCK`].
+///
+/// - Decay: time is cut into epochs of `XALLOC_PURGE_DELAY_MS`. At the end of an epoch the
+///   pages that stayed free and resident through all of it (the low-water mark of the dirty
+///   count) are purged; pages a busy program keeps freeing and reusing are left alone, so it
+///   does not fault them in again (jemalloc's decay and tcmalloc's release rate follow the same
+///   idea with other curves).
+/// - Cap: when dirty pages exceed `max(XALLOC_DIRTY_CAP, peak pages in use / 2)`, they are
+///   purged down to half of that at once, which bounds the memory a program that frees a lot
+///   and then never returns to a slow path keeps resident.
 fn maybe_purge_locked() {
-    let dirty = DIRTY_PAGES.load(Ordering::Relaxed) * PAGE;
-    if dirty == 0 {
-        return;
-    }
+    let dirty = DIRTY_PAGES.load(Ordering::Relaxed);
     let cfg = crate::config::get();
-    let since = DIRTY_SINCE.load(Ordering::Relaxed);
-    if dirty > cfg.dirty_cap
-        || (since != 0 && os::now_ms().saturating_sub(since) >= cfg.purge_delay_ms)
-    {
-        purge_locked();
+    let cap = (cfg.dirty_cap / PAGE).max(PEAK_IN_USE_PAGES.load(Ordering::Relaxed));
+    if dirty > cap {
+        purge_locked(dirty - cap / 2);
+    }
+    let now = os::now_ms().max(1);
+    let start = EPOCH_START.load(Ordering::Relaxed);
+    if start == 0 || now.saturating_sub(start) >= cfg.purge_delay_ms {
+        let low = DIRTY_LOW
+            .load(Ordering::Relaxed)
+            .min(DIRTY_PAGES.load(Ordering::Relaxed));
+        if start != 0 && low > 0 {
+            purge_locked(low);
+        }
+        EPOCH_START.store(now, Ordering::Relaxed);
+        DIRTY_LOW.store(DIRTY_PAGES.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 }
 
@@ -504,32 +560,36 @@ pub fn tick() {
     if DIRTY_PAGES.load(Ordering::Relaxed) == 0 {
         return;
     }
-    let since = DIRTY_SINCE.load(Ordering::Relaxed);
-    if since != 0 && os::now_ms().saturating_sub(since) >= crate::config::get().purge_delay_ms {
+    let start = EPOCH_START.load(Ordering::Relaxed);
+    if os::now_ms().saturating_sub(start) >= crate::config::get().purge_delay_ms {
         let _g = Guard::new(&PAGE_LOCK);
         maybe_purge_locked();
     }
 }
 
-fn purge_locked() -> usize {
+/// Purge up to `limit` dirty pages, arena by arena. Caller holds [`PAGE_LOCK`].
+fn purge_locked(limit: usize) -> usize {
     let mut total = 0;
     let mut a = ARENAS.load(Ordering::Relaxed);
-    while !a.is_null() {
+    while !a.is_null() && total < limit {
         // SAFETY: arenas in the list are live; PAGE_LOCK is held.
         let ar = unsafe { &mut *a };
         if ar.dirty_pages != 0 {
-            total += ar.purge();
+            total += ar.purge(limit - total);
         }
         a = ar.next;
     }
-    DIRTY_SINCE.store(0, Ordering::Relaxed);
+    let left = DIRTY_PAGES.load(Ordering::Relaxed);
+    if left < DIRTY_LOW.load(Ordering::Relaxed) {
+        DIRTY_LOW.store(left, Ordering::Relaxed);
+    }
     total
 }
 
 /// Purge every dirty free page now (`malloc_trim`). Returns bytes released.
 pub fn purge_all() -> usize {
     let _g = Guard::new(&PAGE_LOCK);
-    purge_locked() * PAGE
+    purge_locked(usize::MAX) * PAGE
 }
 
 /// Totals for statistics: (free bytes in arenas, dirty free bytes).
@@ -625,7 +685,10 @@ mod tests {
         assert_eq!(a.dirty_pages, 5);
         assert_eq!(a.dirty_range(i1, 5, None), 5);
         assert_eq!(a.dirty_range(i1 + 5, 3, None), 0);
-        assert_eq!(a.purge(), 5);
+        assert_eq!(a.purge(2), 2);
+        assert_eq!(a.dirty_pages, 3);
+        a.check_invariants();
+        assert_eq!(a.purge(usize::MAX), 3);
         assert_eq!(a.dirty_pages, 0);
     }
 
@@ -723,7 +786,7 @@ mod tests {
                 a.free_range(idx, n, true);
             }
             if step % 50 == 0 {
-                a.purge();
+                a.purge(usize::MAX);
             }
             a.check_invariants();
             let used: usize = live.iter().map(|l| l.1).sum();

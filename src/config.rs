@@ -2,8 +2,8 @@
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `XALLOC_PURGE_DELAY_MS` | 100 | free pages stay resident this long before `MADV_DONTNEED` |
-//! | `XALLOC_DIRTY_CAP` | 8M | purge at once when more free-but-resident bytes than this pile up (suffixes k/M/G) |
+//! | `XALLOC_PURGE_DELAY_MS` | 100 | purge epoch: free pages unused and resident for a whole epoch get `MADV_DONTNEED` |
+//! | `XALLOC_DIRTY_CAP` | 8M | purge at once when more free-but-resident bytes than this (or than the peak bytes in use, if larger) pile up (suffixes k/M/G) |
 //! | `XALLOC_STATS` | off | print statistics to stderr at exit (`1/true/yes/on`) |
 
 use crate::os;
@@ -11,9 +11,10 @@ use core::sync::atomic::{AtomicU8, Ordering};
 
 /// The option values.
 pub struct Config {
-    /// Milliseconds a dirty free page waits before being purged.
+    /// Length of a purge epoch in milliseconds (see `buddy::maybe_purge_locked`).
     pub purge_delay_ms: u64,
-    /// Bytes of dirty free pages that trigger an immediate purge.
+    /// Bytes of dirty free pages that trigger an immediate purge (raised to the peak bytes in
+    /// use when that is larger).
     pub dirty_cap: usize,
     /// Print statistics at exit.
     pub stats_at_exit: bool,
