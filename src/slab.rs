@@ -289,10 +289,10 @@ mod tests {
 
     #[test]
     fn block_start_test_is_exact_for_every_class_and_offset() {
-        use crate::size_class::{CLASS_SIZE, NUM_CLASSES, slab_pages};
+        use crate::size_class::{CLASS_SIZE, slab_pages};
         let base = 0x7f00_0000_0000usize;
-        for c in 0..NUM_CLASSES {
-            let bs = CLASS_SIZE[c] as usize;
+        for (c, &size) in CLASS_SIZE.iter().enumerate() {
+            let bs = size as usize;
             let pages = slab_pages(c);
             let mut s = Span::empty();
             s.init_slab(ptr::null_mut(), c, bs, base as *mut u8, pages);
