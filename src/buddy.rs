@@ -110,6 +110,8 @@ static EPOCH_START: AtomicU64 = AtomicU64::new(0);
 /// the whole epoch, and are the ones purged when it ends (under PAGE_LOCK; atomic for reads).
 static DIRTY_LOW: AtomicUsize = AtomicUsize::new(0);
 /// Pages handed out as runs, and the most there ever were (under PAGE_LOCK).
+/// When pages were last given back (ms; 0 = never).
+static LAST_FREED: AtomicU64 = AtomicU64::new(0);
 static IN_USE_PAGES: AtomicUsize = AtomicUsize::new(0);
 static PEAK_IN_USE_PAGES: AtomicUsize = AtomicUsize::new(0);
 
@@ -498,6 +500,7 @@ pub unsafe fn free_pages(arena: *mut Arena, idx: usize, n: usize) {
     unsafe { (*arena).free_range(idx, n, true) };
     IN_USE_PAGES.fetch_sub(n, Ordering::Relaxed);
     maybe_purge_locked();
+    LAST_FREED.store(os::now_ms().max(1), Ordering::Relaxed);
 }
 
 /// Count `n` more pages as handed out (under PAGE_LOCK).
@@ -531,17 +534,24 @@ pub unsafe fn extend_pages(arena: *mut Arena, idx: usize, pages: usize, new_page
 ///   count) are purged; pages a busy program keeps freeing and reusing are left alone, so it
 ///   does not fault them in again (jemalloc's decay and tcmalloc's release rate follow the same
 ///   idea with other curves).
-/// - Cap: when dirty pages exceed `max(XALLOC_DIRTY_CAP, peak pages in use / 2)`, they are
-///   purged down to half of that at once, which bounds the memory a program that frees a lot
-///   and then never returns to a slow path keeps resident.
+/// - Cap: when dirty pages exceed `max(XALLOC_DIRTY_CAP, 2 * peak pages in use)`, they are
+///   purged down to half of that at once. (Tighter caps made programs that cycle large blocks
+///   fault the same pages in again and again: with 32 live blocks of 64 KiB-16 MiB, free runs
+///   are scattered enough that the dirty total passes the peak in use.)
+/// - Idle: when no pages were given back for a whole epoch, every dirty page is older than an
+///   epoch, and all are purged.
 fn maybe_purge_locked() {
     let dirty = DIRTY_PAGES.load(Ordering::Relaxed);
     let cfg = crate::config::get();
-    let cap = (cfg.dirty_cap / PAGE).max(PEAK_IN_USE_PAGES.load(Ordering::Relaxed));
+    let cap = (cfg.dirty_cap / PAGE).max(2 * PEAK_IN_USE_PAGES.load(Ordering::Relaxed));
     if dirty > cap {
         purge_locked(dirty - cap / 2);
     }
     let now = os::now_ms().max(1);
+    let last = LAST_FREED.load(Ordering::Relaxed);
+    if last != 0 && now.saturating_sub(last) >= cfg.purge_delay_ms {
+        purge_locked(usize::MAX);
+    }
     let start = EPOCH_START.load(Ordering::Relaxed);
     if start == 0 || now.saturating_sub(start) >= cfg.purge_delay_ms {
         let low = DIRTY_LOW

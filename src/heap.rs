@@ -153,6 +153,10 @@ pub struct Heap {
     /// key past the first 32, and our key shares that second-level table, glibc's outer call
     /// overwrites the table our inner call just filled, losing our value.
     verify_key: bool,
+    /// Counts down the frees that empty the class's current slab (the one case a program can
+    /// repeat forever without reaching a slow path); at zero the purge clock is checked, so a
+    /// program that freed a lot and now only cycles a few blocks still gives memory back.
+    tick_countdown: u32,
     /// Blocks freed by other threads, linked through their first word.
     remote: Padded<AtomicPtr<Block>>,
 }
@@ -173,6 +177,9 @@ unsafe impl Sync for StaticSpan {}
 /// The empty span every `direct` slot of a fresh heap points to.
 pub static EMPTY_SPAN: StaticSpan = StaticSpan(core::cell::UnsafeCell::new(Span::empty()));
 
+/// Frees emptying a current slab between two checks of the purge clock.
+const TICK_EVERY: u32 = 256;
+
 const fn heap_init() -> Heap {
     Heap {
         direct: [EMPTY_SPAN.0.get(); NUM_CLASSES],
@@ -183,6 +190,7 @@ const fn heap_init() -> Heap {
         list_next: ptr::null_mut(),
         registered: false,
         verify_key: false,
+        tick_countdown: TICK_EVERY,
         remote: Padded(AtomicPtr::new(ptr::null_mut())),
     }
 }
@@ -817,15 +825,36 @@ pub unsafe fn free_small(s: *mut Span, p: *mut u8) {
             (*b).next = lf;
             (*s).local_free = b;
             (*s).used -= 1;
-            // An empty slab that is its class's current one stays, ready for the next malloc
-            // (the common malloc-free-malloc pattern costs no extra work).
-            if (*s).used == 0 && *(*h).direct.get_unchecked((*s).class as usize) != s {
-                (*h).after_free(s);
+            if (*s).used == 0 {
+                if *(*h).direct.get_unchecked((*s).class as usize) != s {
+                    return (*h).after_free(s);
+                }
+                // An empty slab that is its class's current one stays, ready for the next
+                // malloc (the malloc-free-malloc pattern costs a count and no other work).
+                (*h).tick_countdown -= 1;
+                if (*h).tick_countdown == 0 {
+                    return tick_now(h);
+                }
             }
             return;
         }
         free_small_slow(s, b)
     }
+}
+
+/// Every [`TICK_EVERY`] frees that empty a current slab: take in the blocks other threads
+/// freed to us (a thread that only cycles a few blocks would otherwise never collect them)
+/// and check the purge clock.
+#[cold]
+#[inline(never)]
+fn tick_now(h: *mut Heap) {
+    // SAFETY: h is the calling thread's own heap, and no list of it is being changed (the free
+    // that brought us here is complete).
+    unsafe {
+        (*h).tick_countdown = TICK_EVERY;
+        (*h).collect_remote(h);
+    }
+    buddy::tick();
 }
 
 /// Report a double free (a `()`-returning cold function, so the fast path can tail-call it).
