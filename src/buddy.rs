@@ -17,7 +17,7 @@
 //! handed out again. A run is known to read as zero iff none of its pages is dirty. All of this module's state is protected by [`PAGE_LOCK`].
 
 use crate::os::{self, PAGE, PAGE_SHIFT};
-use crate::slab::Span;
+use crate::slab::{Kind, Span};
 use crate::sync::{Guard, RawLock};
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
@@ -63,7 +63,9 @@ struct Link {
 /// - `free_pages` is the sum of the free blocks' sizes;
 /// - a page's bit in `dirty_bits` is set only if the page is free; `dirty_pages` counts the set
 ///   bits;
-/// - `pagemap[i]` is null or an unused span (the freed-run marker) for free and header pages.
+/// - `pagemap[i]` is null or an unused span (the freed-run marker) for free and header pages;
+///   a live slab maps every page of its run to its span, a live large run only its first page
+///   (its other pages hold null or the marker).
 #[repr(C)]
 pub struct Arena {
     /// Head of the free list of each order, NIL if empty.
@@ -131,6 +133,39 @@ pub fn span_of(addr: usize) -> *mut Span {
     let page = (addr >> PAGE_SHIFT) & (ARENA_PAGES - 1);
     // SAFETY: a registered arena is mapped for the life of the process and page < ARENA_PAGES.
     unsafe { (*arena).pagemap.get_unchecked(page).load(Ordering::Relaxed) }
+}
+
+/// Whether `addr` lies in a page of a live large run other than its first (such pages are not
+/// in the page map, which may still hold the freed-run marker there from an earlier run).
+/// Scans the page map backwards for the run's head: for error reports only.
+pub fn inside_live_large(addr: usize) -> bool {
+    let slot = addr >> ARENA_SHIFT;
+    if slot >= REGISTRY_SLOTS {
+        return false;
+    }
+    let arena = REGISTRY[slot].load(Ordering::Relaxed);
+    if arena.is_null() {
+        return false;
+    }
+    let page = (addr >> PAGE_SHIFT) & (ARENA_PAGES - 1);
+    let lowest = page.saturating_sub(MAX_RUN_PAGES).max(META_PAGES);
+    for i in (lowest..page).rev() {
+        // SAFETY: a registered arena is mapped for the life of the process.
+        let s = unsafe { (*arena).pagemap[i].load(Ordering::Relaxed) };
+        if s.is_null() {
+            continue;
+        }
+        // SAFETY: page-map entries point at valid span headers.
+        let span = unsafe { &*s };
+        match span.kind {
+            Kind::Large => return (span.idx as usize + span.pages as usize) > page,
+            // runs do not overlap: a live slab before `page` that does not cover it means no
+            // live run covering `page` starts before it
+            Kind::Slab => return false,
+            Kind::Unused => {}
+        }
+    }
+    false
 }
 
 /// Smallest order whose block holds `pages` pages.

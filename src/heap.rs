@@ -899,8 +899,8 @@ pub unsafe fn free_large(s: *mut Span) {
     span.div_magic = 0;
     span.start_limit = 0;
     span.heap.store(ptr::null_mut(), Ordering::Relaxed);
-    // SAFETY: live arena.
-    unsafe { (*span.arena).map_pages(span.idx as usize, span.pages as usize, freed_marker()) };
+    // SAFETY: live arena. A large run maps only its first page.
+    unsafe { (*span.arena).map_pages(span.idx as usize, 1, freed_marker()) };
     // SAFETY: the run is ours and no longer mapped in the page map.
     unsafe { buddy::free_pages(span.arena, span.idx as usize, span.pages as usize) };
 }
