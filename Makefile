@@ -5,6 +5,8 @@
 #   make test    every check: fmt, clippy, build, cargo test, real programs
 #   make build   cargo build --release -> target/release/libxalloc.so
 #   make header  regenerate include/xalloc.h (cbindgen, from src/ffi.rs)
+#   make bench   benchmarks vs glibc, jemalloc, tcmalloc, mimalloc (~25 min)
+#   make bench-quick   the same, smaller (a few minutes)
 #   make deps    install missing tools (apt packages, Rust via rustup)
 #   make clean   remove build outputs
 
@@ -20,7 +22,7 @@ CARGO ?= cargo
 LIB := target/release/libxalloc.so
 HEADER := include/xalloc.h
 
-.PHONY: build header run test deps clean real-programs
+.PHONY: build header run test deps clean real-programs bench bench-quick
 
 build:
 	$(CARGO) build --release
@@ -42,6 +44,14 @@ test: deps
 # only the with/without comparison of real programs (needs a built library)
 real-programs: build
 	scripts/real-programs.sh
+
+# scripts/bench/bench.py installs the peer allocators it lacks (Debian packages);
+# results go to scripts/bench/results/ (quick mode: scripts/bench/results/quick/).
+bench: deps build
+	python3 scripts/bench/bench.py $(BENCH_ARGS)
+
+bench-quick: deps build
+	python3 scripts/bench/bench.py --quick $(BENCH_ARGS)
 
 deps:
 	@scripts/deps.sh

@@ -1,0 +1,461 @@
+#!/usr/bin/env python3
+"""Run xalloc's benchmark suite side by side with glibc, jemalloc, tcmalloc and mimalloc.
+
+Every benchmark (our own programs in scripts/bench/progs/ plus real-program workloads) runs
+under every allocator, interleaved (A B C D E, then again in a rotated order, ...), several
+times. For each pair the runner keeps the median wall time, CPU time (user + system, from
+wait4) and peak RSS (ru_maxrss of the process and the children it waited for), plus the
+figures the program prints itself (e.g. resident memory after freeing everything).
+
+It writes, under the output folder:
+  bench.md    the tables: per benchmark medians, ratios to mimalloc, geometric means,
+              the xalloc / best-peer ratios, instructions per malloc+free pair, the machine
+  bench.svg   the chart: time and peak RSS relative to mimalloc, side by side
+  bench.json  every raw measurement
+
+usage: bench.py [--quick] [--reps N] [--only NAME,...] [--allocs NAME,...] [--out DIR]
+                [--threads N] [--no-callgrind] [--no-real]
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+PROGS = os.path.join(HERE, "progs")
+WORKLOADS = os.path.join(ROOT, "scripts", "workloads")
+LIBDIR = "/usr/lib/x86_64-linux-gnu"
+
+# name -> (library to preload or None, Debian package that ships it)
+ALLOCATORS = {
+    "glibc": (None, "libc6"),
+    "jemalloc": (LIBDIR + "/libjemalloc.so.2", "libjemalloc2"),
+    "tcmalloc": (LIBDIR + "/libtcmalloc_minimal.so.4", "libtcmalloc-minimal4"),
+    "mimalloc": (LIBDIR + "/libmimalloc.so.2", "libmimalloc2.0"),
+    "xalloc": (os.path.join(ROOT, "target", "release", "libxalloc.so"), None),
+}
+BASELINE = "mimalloc"
+COLORS = {
+    "glibc": "#8c8c8c",
+    "jemalloc": "#4e79a7",
+    "tcmalloc": "#f28e2b",
+    "mimalloc": "#59a14f",
+    "xalloc": "#e15759",
+}
+
+
+def benchmarks(threads, scale, quick):
+    """(name, kind, argv-builder, description). kind 'prog' runs target/bench/<prog>."""
+    t = str(threads)
+    s = str(scale)
+    b = []
+
+    def prog(name, exe, *args, desc):
+        b.append((name, "prog", [exe, *args, "-s", s], desc))
+
+    prog("churn-fixed", "churn", "-m", "fixed", desc="1 thread, 20k live 64 B blocks, random replace")
+    prog("churn-uniform", "churn", "-m", "uniform", desc="1 thread, 20k live blocks of 8-512 B")
+    prog("churn-powerlaw", "churn", "-m", "powerlaw", desc="1 thread, 20k live blocks, power-law sizes to 4 KiB")
+    prog("order-lifo", "order", "-m", "lifo", desc="allocate 100k blocks, free in reverse order")
+    prog("order-fifo", "order", "-m", "fifo", desc="allocate 100k blocks, free in allocation order")
+    prog("order-random", "order", "-m", "random", desc="allocate 100k blocks, free in random order")
+    prog("realloc-grow", "realloc", "-m", "grow", desc="strings grown by appends, vectors by doubling")
+    prog("larson", "larson", "-t", t, desc=f"{t} threads replacing blocks in a shared array (remote frees)")
+    prog("prodcons-single", "prodcons", "-m", "single", "-t", t, desc="producer/consumer pairs, one block per message")
+    prog("prodcons-batch", "prodcons", "-m", "batch", "-t", t, desc="producer/consumer pairs, 64 blocks per message")
+    prog("falseshare-scratch", "falseshare", "-m", "scratch", "-t", t, desc="objects from one thread written by others")
+    prog("falseshare-thrash", "falseshare", "-m", "thrash", "-t", t, desc="each thread writes its own small objects")
+    prog("thread-churn", "threads", "-t", t, desc="threads created and joined in a loop, each allocating")
+    prog("large-touched", "large", "-m", "touched", desc="64 KiB-16 MiB blocks, every page written")
+    prog("large-untouched", "large", "-m", "untouched", desc="64 KiB-16 MiB blocks, first and last byte written")
+    prog("frag", "frag", "-m", "frag", desc="mixed sizes, free 90%, new size mix; resident memory")
+    prog("phase", "phase", desc="256 MiB allocated then freed; resident memory after idle")
+    return b
+
+
+def real_benchmarks(work, quick):
+    """Real programs: gcc compiling a generated file, CPython building and dropping objects."""
+    b = []
+    py = sys.executable or "python3"
+    funcs = "60" if quick else "200"
+    big = os.path.join(work, "big.c")
+    if shutil.which("gcc"):
+        with open(big, "w") as f:
+            subprocess.run([py, os.path.join(WORKLOADS, "gen_c.py"), "--funcs", funcs], stdout=f, check=True)
+        b.append(("gcc", "real", ["gcc", "-O1", "-c", big, "-o", os.path.join(work, "big.o")],
+                  f"gcc -O1 on a generated {funcs}-function C file"))
+    pyscale = "1" if quick else "2"
+    b.append(("python", "real",
+              [py, os.path.join(WORKLOADS, "pyload.py"), "--scale", pyscale, "--threads", "2"],
+              "CPython (PYTHONMALLOC=malloc): JSON, regex, dicts, sorts, threads"))
+    return b
+
+
+def ensure_peers(allocs):
+    missing = [ALLOCATORS[a][1] for a in allocs if ALLOCATORS[a][0] and ALLOCATORS[a][1]
+               and not os.path.exists(ALLOCATORS[a][0])]
+    if not missing:
+        return
+    print("bench: installing " + " ".join(missing), flush=True)
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    subprocess.run(sudo + ["apt-get", "update", "-q"], check=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(sudo + ["apt-get", "install", "-y", "-q", *missing], check=True, env=env)
+
+
+def build_progs(bindir):
+    os.makedirs(bindir, exist_ok=True)
+    srcs = [os.path.join(PROGS, f) for f in sorted(os.listdir(PROGS)) if f.endswith(".c")]
+    for src in srcs + [os.path.join(HERE, "measure.c")]:
+        exe = os.path.join(bindir, os.path.basename(src)[:-2])
+        deps = [src, os.path.join(PROGS, "bench.h")]
+        if os.path.exists(exe) and all(os.path.getmtime(d) <= os.path.getmtime(exe) for d in deps if os.path.exists(d)):
+            continue
+        subprocess.run(["gcc", "-O2", "-g", "-std=gnu11", "-pthread", "-Wall", "-Wextra", "-o", exe, src, "-lm"],
+                       check=True)
+
+
+RESULT = re.compile(r"^result:(.*)$", re.M)
+
+
+def run_once(measure, argv, lib, extra_env, cwd):
+    """Run argv under `lib` through the measure tool (scripts/bench/measure.c)."""
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    pairs = [f"{k}={v}" for k, v in extra_env.items()]
+    if lib:
+        pairs.append("LD_PRELOAD=" + lib)
+    fig = os.path.join(cwd, "measure.out")
+    r = subprocess.run([measure, fig, *pairs, "--", *argv], env=env, cwd=cwd, capture_output=True)
+    text = r.stdout.decode(errors="replace")
+    if r.returncode != 0:
+        err = r.stderr.decode(errors="replace")
+        raise RuntimeError(f"{' '.join(argv)} under {lib or 'glibc'} exited {r.returncode}: {err[-2000:]}")
+    with open(fig) as f:
+        wall, cpu, rss, _ = f.read().split()
+    extra = {}
+    m = RESULT.findall(text)
+    if m:
+        for kv in m[-1].split():
+            k, _, v = kv.partition("=")
+            try:
+                extra[k] = float(v)
+            except ValueError:
+                pass
+    return {"wall": float(wall), "cpu": float(cpu), "rss_kb": int(rss), "extra": extra}
+
+
+def fastpath_counts(allocs, sizes, work):
+    """Instructions per malloc+free pair under callgrind: (pair in the loop, inside the allocator)."""
+    if not shutil.which("valgrind"):
+        print("bench: valgrind missing, no instruction counts", flush=True)
+        return {}
+    exe = os.path.join(work, "fastpath")
+    subprocess.run(["gcc", "-O2", "-fno-builtin", "-o", exe, os.path.join(ROOT, "scripts", "fastpath.c")], check=True)
+
+    def count(lib, size, n):
+        env = dict(os.environ)
+        env.pop("LD_PRELOAD", None)
+        if lib:
+            env["LD_PRELOAD"] = lib
+        cg = os.path.join(work, "cg.out")
+        r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + cg, exe, str(size), str(n)],
+                           env=env, capture_output=True, text=True)
+        total = int(re.search(r"Collected : (\d+)", r.stderr).group(1))
+        ann = subprocess.run(["callgrind_annotate", cg], capture_output=True, text=True).stdout
+        main = 0
+        for line in ann.splitlines():
+            if re.search(r":main \[.*/fastpath\]", line):
+                main = int(line.split()[0].replace(",", ""))
+        return total, main
+
+    res = {}
+    for a in allocs:
+        res[a] = {}
+        for size in sizes:
+            t1, m1 = count(ALLOCATORS[a][0], size, 100000)
+            t2, m2 = count(ALLOCATORS[a][0], size, 300000)
+            pair = (t2 - t1) / 200000
+            loop = (m2 - m1) / 200000
+            res[a][size] = {"pair": round(pair, 1), "inside": round(pair - loop, 1)}
+        print(f"  {a:9} " + " ".join(f"{s}B:{res[a][s]['pair']:.0f}/{res[a][s]['inside']:.0f}" for s in sizes),
+              flush=True)
+    return res
+
+
+def machine_info(allocs):
+    info = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "cpus": os.cpu_count(), "kernel": platform.release()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            m = re.search(r"model name\s*:\s*(.*)", f.read())
+            info["cpu"] = m.group(1) if m else "?"
+        with open("/proc/meminfo") as f:
+            kb = int(re.search(r"MemTotal:\s*(\d+)", f.read()).group(1))
+            info["memory"] = f"{kb / 1048576:.1f} GiB"
+    except OSError:
+        pass
+    info["glibc"] = platform.libc_ver()[1]
+    vers = {}
+    for a in allocs:
+        pkg = ALLOCATORS[a][1]
+        if pkg:
+            r = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True, text=True)
+            vers[a] = r.stdout.strip() or "?"
+    r = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"], capture_output=True, text=True)
+    vers["xalloc"] = r.stdout.strip() or "?"
+    info["versions"] = vers
+    return info
+
+
+def geomean(xs):
+    xs = [x for x in xs if x and x > 0]
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
+
+
+def summarize(raw, allocs):
+    """Medians per (bench, alloc)."""
+    med = {}
+    for bench, per in raw.items():
+        med[bench] = {}
+        for a, runs in per.items():
+            if not runs:
+                continue
+            keys = set().union(*(r["extra"].keys() for r in runs))
+            med[bench][a] = {
+                "wall": statistics.median(r["wall"] for r in runs),
+                "cpu": statistics.median(r["cpu"] for r in runs),
+                "rss_kb": statistics.median(r["rss_kb"] for r in runs),
+                "extra": {k: statistics.median(r["extra"].get(k, 0) for r in runs) for k in sorted(keys)},
+            }
+    return med
+
+
+def fmt_mb(kb):
+    return f"{kb / 1024:.1f}"
+
+
+def write_markdown(path, med, benches, allocs, info, fp, args, elapsed):
+    names = [b[0] for b in benches if b[0] in med]
+    L = []
+    L.append("# xalloc benchmark results\n")
+    L.append(f"Made by `{args.cmdline}` on {info['date']} in {elapsed / 60:.1f} min.\n")
+    L.append(f"Machine: {info.get('cpu', '?')}, {info['cpus']} CPUs, {info.get('memory', '?')}, "
+             f"Linux {info['kernel']}, glibc {info['glibc']}. Versions: "
+             + ", ".join(f"{a} {v}" for a, v in info["versions"].items()) + ".\n")
+    L.append(f"Each figure is the median of {args.reps} runs, allocators interleaved. Threaded benchmarks "
+             f"use {args.threads} threads. Wall and CPU time in seconds, peak RSS in MiB "
+             "(`ru_maxrss`, including waited-for children).\n")
+    have_base = BASELINE in allocs
+
+    def ratio_table(title, key, unit_fmt):
+        L.append(f"\n## {title}\n")
+        L.append("| benchmark | " + " | ".join(allocs) + " |" + (" xalloc / best peer |" if "xalloc" in allocs else ""))
+        L.append("|---|" + "---:|" * len(allocs) + ("---:|" if "xalloc" in allocs else ""))
+        for n in names:
+            row = [n]
+            for a in allocs:
+                v = med[n].get(a, {}).get(key)
+                if v is None:
+                    row.append("-")
+                    continue
+                cell = unit_fmt(v)
+                if have_base and a != BASELINE and med[n].get(BASELINE):
+                    cell += f" ({v / med[n][BASELINE][key]:.2f})"
+                row.append(cell)
+            if "xalloc" in allocs and "xalloc" in med[n]:
+                peers = [med[n][a][key] for a in allocs if a != "xalloc" and a in med[n]]
+                if peers:
+                    r = med[n]["xalloc"][key] / min(peers)
+                    row.append(f"**{r:.2f}**" if r > 1.25 else f"{r:.2f}")
+            L.append("| " + " | ".join(row) + " |")
+        if have_base:
+            row = [f"geomean vs {BASELINE}"]
+            for a in allocs:
+                row.append(f"{geomean([med[n][a][key] / med[n][BASELINE][key] for n in names if a in med[n] and BASELINE in med[n]]):.3f}")
+            if "xalloc" in allocs:
+                row.append("")
+            L.append("| " + " | ".join(row) + " |")
+
+    ratio_table("Wall time (s; ratio to mimalloc)", "wall", lambda v: f"{v:.3f}")
+    ratio_table("CPU time (s; ratio to mimalloc)", "cpu", lambda v: f"{v:.3f}")
+    ratio_table("Peak RSS (MiB; ratio to mimalloc)", "rss_kb", fmt_mb)
+
+    # resident memory the programs report themselves
+    mem_rows = []
+    for n in names:
+        keys = sorted({k for a in allocs if a in med[n] for k in med[n][a]["extra"] if k.startswith("rss_")})
+        for k in keys:
+            mem_rows.append((n, k))
+    if mem_rows:
+        L.append("\n## Resident memory reported by the programs (MiB)\n")
+        L.append("| benchmark | figure | " + " | ".join(allocs) + " |")
+        L.append("|---|---|" + "---:|" * len(allocs))
+        for n, k in mem_rows:
+            L.append(f"| {n} | {k[:-3] if k.endswith('_kb') else k} | "
+                     + " | ".join(fmt_mb(med[n][a]["extra"].get(k, 0)) if a in med[n] else "-" for a in allocs) + " |")
+
+    if fp:
+        sizes = sorted({s for a in fp for s in fp[a]})
+        L.append("\n## Instructions per malloc+free pair (callgrind)\n")
+        L.append("`pair`: the whole loop iteration of `scripts/fastpath.c` (malloc, free, calls, loop); "
+                 "`inside`: the same less the loop's own instructions in `main` (what the allocator "
+                 "executes, PLT stubs included). Difference of two runs (100k and 300k pairs), so start-up "
+                 "cost cancels.\n")
+        L.append("| allocator | " + " | ".join(f"{s} B pair / inside" for s in sizes) + " |")
+        L.append("|---|" + "---:|" * len(sizes))
+        for a in fp:
+            L.append(f"| {a} | " + " | ".join(f"{fp[a][s]['pair']:.0f} / {fp[a][s]['inside']:.0f}" for s in sizes) + " |")
+
+    L.append("\n## Benchmarks\n")
+    for n, kind, argv, desc in benches:
+        if n in med:
+            L.append(f"- **{n}**: {desc}.")
+    with open(path, "w") as f:
+        f.write("\n".join(L) + "\n")
+
+
+def write_svg(path, med, benches, allocs, title):
+    """Two panels: wall time and peak RSS relative to mimalloc (log scale), one bar per allocator."""
+    names = [b[0] for b in benches if b[0] in med and BASELINE in med[b[0]]]
+    if not names or BASELINE not in allocs:
+        return
+    names.append("geomean")
+    rowh, barh = 6 + 5 * len(allocs), 5
+    top, left, pw, gap = 60, 140, 330, 40
+    width = left + 2 * pw + gap + 20
+    height = top + rowh * len(names) + 50
+    lo, hi = 0.25, 4.0
+
+    def xpos(r, x0):
+        r = min(max(r, lo), hi)
+        return x0 + (math.log(r) - math.log(lo)) / (math.log(hi) - math.log(lo)) * pw
+
+    def ratios(key):
+        out = {}
+        for a in allocs:
+            rs = [med[n][a][key] / med[n][BASELINE][key] if a in med[n] else None for n in names[:-1]]
+            out[a] = rs + [geomean([r for r in rs if r])]
+        return out
+
+    S = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+         f'font-family="sans-serif" font-size="11">',
+         f'<rect width="{width}" height="{height}" fill="white"/>',
+         f'<text x="{width / 2}" y="18" text-anchor="middle" font-size="14">{title}</text>']
+    for k, (key, label) in enumerate((("wall", "wall time / mimalloc (lower is better)"),
+                                      ("rss_kb", "peak RSS / mimalloc (lower is better)"))):
+        x0 = left + k * (pw + gap)
+        S.append(f'<text x="{x0 + pw / 2}" y="{top - 22}" text-anchor="middle">{label}</text>')
+        for t in (0.25, 0.5, 1, 2, 4):
+            x = xpos(t, x0)
+            S.append(f'<line x1="{x:.1f}" y1="{top - 8}" x2="{x:.1f}" y2="{top + rowh * len(names)}" '
+                     f'stroke="{"#444" if t == 1 else "#ddd"}"/>')
+            S.append(f'<text x="{x:.1f}" y="{top - 10}" text-anchor="middle" fill="#666">{t:g}x</text>')
+        rs = ratios(key)
+        for i, n in enumerate(names):
+            y = top + i * rowh + 3
+            if k == 0:
+                bold = ' font-weight="bold"' if n == "geomean" else ""
+                S.append(f'<text x="{left - 6}" y="{y + rowh / 2}" text-anchor="end"{bold}>{n}</text>')
+            for j, a in enumerate(allocs):
+                r = rs[a][i]
+                if not r:
+                    continue
+                x1, x2 = xpos(1.0, x0), xpos(r, x0)
+                S.append(f'<rect x="{min(x1, x2):.1f}" y="{y + j * barh}" width="{max(abs(x2 - x1), 0.8):.1f}" '
+                         f'height="{barh - 1}" fill="{COLORS.get(a, "#000")}"><title>{a} {n}: {r:.2f}x</title></rect>')
+    ly = top + rowh * len(names) + 25
+    for j, a in enumerate(allocs):
+        x = left + j * 110
+        S.append(f'<rect x="{x}" y="{ly - 9}" width="12" height="10" fill="{COLORS.get(a, "#000")}"/>')
+        S.append(f'<text x="{x + 16}" y="{ly}">{a}</text>')
+    S.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(S) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smaller work (scale 0.2), 2 repetitions")
+    ap.add_argument("--reps", type=int)
+    ap.add_argument("--scale", type=float)
+    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--only", help="comma-separated benchmark names")
+    ap.add_argument("--allocs", default=",".join(ALLOCATORS))
+    ap.add_argument("--out", help="output folder (default scripts/bench/results, or results/quick)")
+    ap.add_argument("--no-callgrind", action="store_true")
+    ap.add_argument("--no-real", action="store_true", help="skip the real-program workloads")
+    args = ap.parse_args()
+    args.cmdline = "scripts/bench/bench.py " + " ".join(sys.argv[1:]) if len(sys.argv) > 1 else "scripts/bench/bench.py"
+    args.reps = args.reps or (2 if args.quick else 5)
+    scale = args.scale or (0.2 if args.quick else 1.0)
+    out = args.out or os.path.join(HERE, "results", "quick" if args.quick else "")
+    os.makedirs(out, exist_ok=True)
+    allocs = [a for a in args.allocs.split(",") if a]
+    for a in allocs:
+        if a not in ALLOCATORS:
+            sys.exit(f"bench: unknown allocator {a}")
+    ensure_peers(allocs)
+    if "xalloc" in allocs and not os.path.exists(ALLOCATORS["xalloc"][0]):
+        sys.exit("bench: build xalloc first (make build)")
+    bindir = os.path.join(ROOT, "target", "bench")
+    build_progs(bindir)
+    measure = os.path.join(bindir, "measure")
+    work = tempfile.mkdtemp(prefix="xalloc-bench-")
+    t_start = time.time()
+    try:
+        benches = benchmarks(args.threads, scale, args.quick)
+        if not args.no_real:
+            benches += real_benchmarks(work, args.quick)
+        if args.only:
+            want = set(args.only.split(","))
+            benches = [b for b in benches if b[0] in want]
+        raw = {b[0]: {a: [] for a in allocs} for b in benches}
+        for name, kind, argv, desc in benches:
+            if kind == "prog":
+                argv = [os.path.join(bindir, argv[0])] + argv[1:]
+            env = {"PYTHONMALLOC": "malloc"} if name == "python" else {}
+            line = f"{name:20}"
+            for rep in range(args.reps):
+                # rotate the order every repetition so no allocator always runs first
+                order = allocs[rep % len(allocs):] + allocs[:rep % len(allocs)]
+                for a in order:
+                    raw[name][a].append(run_once(measure, argv, ALLOCATORS[a][0], env, work))
+            med_now = summarize({name: raw[name]}, allocs)[name]
+            for a in allocs:
+                line += f" {a}={med_now[a]['wall']:.2f}s/{med_now[a]['rss_kb'] / 1024:.0f}M"
+            print(line, flush=True)
+        fp = {}
+        if not args.no_callgrind:
+            print("instructions per malloc+free pair (pair/inside):", flush=True)
+            fp = fastpath_counts(allocs, [16, 64, 256, 4096], work)
+        elapsed = time.time() - t_start
+        info = machine_info(allocs)
+        med = summarize(raw, allocs)
+        with open(os.path.join(out, "bench.json"), "w") as f:
+            json.dump({"info": info, "args": vars(args), "raw": raw, "fastpath": fp}, f, indent=1)
+        write_markdown(os.path.join(out, "bench.md"), med, benches, allocs, info, fp, args, elapsed)
+        write_svg(os.path.join(out, "bench.svg"), med, benches, allocs,
+                  f"xalloc vs peers, relative to mimalloc ({info['cpus']} CPUs, {args.threads} threads)")
+        names = [b[0] for b in benches]
+        if BASELINE in allocs:
+            print("geomean vs mimalloc (wall / peak RSS): " + ", ".join(
+                f"{a} {geomean([med[n][a]['wall'] / med[n][BASELINE]['wall'] for n in names]):.3f} / "
+                f"{geomean([med[n][a]['rss_kb'] / med[n][BASELINE]['rss_kb'] for n in names]):.3f}"
+                for a in allocs))
+        print(f"bench: wrote {out}/bench.md, bench.svg, bench.json ({elapsed / 60:.1f} min)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
