@@ -62,7 +62,8 @@ struct Link {
 /// - bit `o` of `nonempty` is set iff `free_head[o] != NIL`;
 /// - `free_pages` is the sum of the free blocks' sizes;
 /// - a page's bit in `dirty_bits` is set only if the page is free; `dirty_pages` counts the set
-///   bits;
+///   bits; `old_bits` is a subset of `dirty_bits` (pages dirty since before the current purge
+///   epoch began);
 /// - `pagemap[i]` is null or an unused span (the freed-run marker) for free and header pages;
 ///   a live slab maps every page of its run to its span, a live large run only its first page
 ///   (its other pages hold null or the marker).
@@ -84,6 +85,8 @@ pub struct Arena {
     order: [u8; ARENA_PAGES],
     /// One bit per page: set iff the page is free and may be dirty.
     dirty_bits: [u64; ARENA_PAGES / 64],
+    /// One bit per page: dirty when the current purge epoch began and not handed out since.
+    old_bits: [u64; ARENA_PAGES / 64],
     /// Free-list links, valid for free block heads.
     link: [Link; ARENA_PAGES],
     /// Span headers, one per `RUN_ALIGN` pages, used for runs starting there.
@@ -98,7 +101,8 @@ const _: () = assert!(META_PAGES.is_power_of_two());
 static REGISTRY: [AtomicPtr<Arena>; REGISTRY_SLOTS] =
     [const { AtomicPtr::new(ptr::null_mut()) }; REGISTRY_SLOTS];
 
-/// Lock 2 in the lock order: protects every arena's buddy state and the arena list.
+/// Lock 3 in the lock order (see the crate docs): protects every arena's buddy state and the
+/// arena list.
 pub static PAGE_LOCK: RawLock = RawLock::new();
 /// First arena; arenas are never unmapped.
 static ARENAS: AtomicPtr<Arena> = AtomicPtr::new(ptr::null_mut());
@@ -108,13 +112,11 @@ pub static ARENA_BYTES: AtomicUsize = AtomicUsize::new(0);
 static DIRTY_PAGES: AtomicUsize = AtomicUsize::new(0);
 /// Start (ms) of the current purge epoch; 0 before the first one.
 static EPOCH_START: AtomicU64 = AtomicU64::new(0);
-/// Fewest dirty pages seen since the epoch started: that many pages sat free and resident for
-/// the whole epoch, and are the ones purged when it ends (under PAGE_LOCK; atomic for reads).
-static DIRTY_LOW: AtomicUsize = AtomicUsize::new(0);
-/// Pages handed out as runs, and the most there ever were (under PAGE_LOCK).
 /// When pages were last given back (ms; 0 = never).
 static LAST_FREED: AtomicU64 = AtomicU64::new(0);
+/// Pages handed out as runs (under PAGE_LOCK; atomic for lock-free reads).
 static IN_USE_PAGES: AtomicUsize = AtomicUsize::new(0);
+/// The most pages ever handed out at once (under PAGE_LOCK).
 static PEAK_IN_USE_PAGES: AtomicUsize = AtomicUsize::new(0);
 
 /// Find the span owning `addr`, or null if `addr` is not inside a run of one of our arenas.
@@ -166,6 +168,29 @@ pub fn inside_live_large(addr: usize) -> bool {
         }
     }
     false
+}
+
+/// Set (`Some(true)`), clear (`Some(false)`) or just count (`None`) bits `idx..idx+n` of a
+/// page bitmap; returns how many were set before.
+fn bit_range(bits: &mut [u64; ARENA_PAGES / 64], idx: usize, n: usize, set: Option<bool>) -> usize {
+    let (mut i, end, mut was) = (idx, idx + n, 0);
+    while i < end {
+        let (w, b) = (i / 64, i % 64);
+        let k = (64 - b).min(end - i);
+        let mask = if k == 64 {
+            u64::MAX
+        } else {
+            ((1u64 << k) - 1) << b
+        };
+        was += (bits[w] & mask).count_ones() as usize;
+        match set {
+            Some(true) => bits[w] |= mask,
+            Some(false) => bits[w] &= !mask,
+            None => {}
+        }
+        i += k;
+    }
+    was
 }
 
 /// Smallest order whose block holds `pages` pages.
@@ -261,36 +286,17 @@ impl Arena {
     /// Set (`Some(true)`), clear (`Some(false)`) or just count (`None`) the dirty bits of pages
     /// `idx..idx+n`; returns how many were set before.
     fn dirty_range(&mut self, idx: usize, n: usize, set: Option<bool>) -> usize {
-        let (mut i, end, mut was) = (idx, idx + n, 0);
-        while i < end {
-            let (w, b) = (i / 64, i % 64);
-            let k = (64 - b).min(end - i);
-            let mask = if k == 64 {
-                u64::MAX
-            } else {
-                ((1u64 << k) - 1) << b
-            };
-            was += (self.dirty_bits[w] & mask).count_ones() as usize;
-            match set {
-                Some(true) => self.dirty_bits[w] |= mask,
-                Some(false) => self.dirty_bits[w] &= !mask,
-                None => {}
-            }
-            i += k;
-        }
-        was
+        bit_range(&mut self.dirty_bits, idx, n, set)
     }
 
-    /// Pages `idx..idx+n` leave the free pool: clear their dirty bits. Returns whether any was
-    /// dirty.
+    /// Pages `idx..idx+n` leave the free pool: clear their dirty (and old) bits. Returns
+    /// whether any was dirty.
     fn take_dirty(&mut self, idx: usize, n: usize) -> bool {
         let was = self.dirty_range(idx, n, Some(false));
         if was != 0 {
+            bit_range(&mut self.old_bits, idx, n, Some(false));
             self.dirty_pages -= was as u32;
-            let left = DIRTY_PAGES.fetch_sub(was, Ordering::Relaxed) - was;
-            if left < DIRTY_LOW.load(Ordering::Relaxed) {
-                DIRTY_LOW.store(left, Ordering::Relaxed);
-            }
+            DIRTY_PAGES.fetch_sub(was, Ordering::Relaxed);
         }
         was != 0
     }
@@ -384,14 +390,21 @@ impl Arena {
         true
     }
 
-    /// Purge up to `limit` dirty pages (all of them for `usize::MAX`): `MADV_DONTNEED` on
-    /// maximal ranges of dirty pages (all of which are free), then clear their bits. Returns
-    /// pages purged.
-    fn purge(&mut self, limit: usize) -> usize {
+    /// Purge up to `limit` dirty pages (all of them for `usize::MAX`), only old ones (dirty
+    /// since before the epoch began) if `only_old`: `MADV_DONTNEED` on maximal ranges of such
+    /// pages (all of which are free), then clear their bits. Returns pages purged.
+    fn purge(&mut self, limit: usize, only_old: bool) -> usize {
+        let word = |a: &Arena, w: usize| {
+            if only_old {
+                a.dirty_bits[w] & a.old_bits[w]
+            } else {
+                a.dirty_bits[w]
+            }
+        };
         let mut purged = 0;
         let mut i = 0;
         while i < ARENA_PAGES && purged < limit {
-            let w = self.dirty_bits[i / 64] >> (i % 64);
+            let w = word(self, i / 64) >> (i % 64);
             if w == 0 {
                 i = (i / 64 + 1) * 64;
                 continue;
@@ -400,7 +413,7 @@ impl Arena {
             let start = i;
             while i < ARENA_PAGES
                 && i - start < limit - purged
-                && self.dirty_bits[i / 64] & (1 << (i % 64)) != 0
+                && word(self, i / 64) & (1 << (i % 64)) != 0
             {
                 i += 1;
             }
@@ -409,6 +422,7 @@ impl Arena {
                 (i - start) << PAGE_SHIFT,
             );
             self.dirty_range(start, i - start, Some(false));
+            bit_range(&mut self.old_bits, start, i - start, Some(false));
             purged += i - start;
         }
         self.dirty_pages -= purged as u32;
@@ -452,6 +466,9 @@ impl Arena {
         }
         xa_check!(free == self.free_pages);
         let mut dirty = 0u32;
+        for (w, &bits) in self.old_bits.iter().enumerate() {
+            xa_check!(bits & !self.dirty_bits[w] == 0);
+        }
         for (w, &bits) in self.dirty_bits.iter().enumerate() {
             // Dirty pages are free pages.
             xa_check!(bits & !covered[w] == 0);
@@ -531,11 +548,13 @@ pub fn alloc_pages(n: usize, min_order: usize) -> Option<Run> {
 /// any more, with their page-map entries already cleared.
 pub unsafe fn free_pages(arena: *mut Arena, idx: usize, n: usize) {
     let _g = Guard::new(&PAGE_LOCK);
+    let now = os::now_ms().max(1);
+    purge_if_idle_locked(now);
     // SAFETY: the caller guarantees arena is live and the range is ours to free.
     unsafe { (*arena).free_range(idx, n, true) };
     IN_USE_PAGES.fetch_sub(n, Ordering::Relaxed);
-    maybe_purge_locked();
-    LAST_FREED.store(os::now_ms().max(1), Ordering::Relaxed);
+    LAST_FREED.store(now, Ordering::Relaxed);
+    maybe_purge_locked(now);
 }
 
 /// Count `n` more pages as handed out (under PAGE_LOCK).
@@ -562,41 +581,55 @@ pub unsafe fn extend_pages(arena: *mut Arena, idx: usize, pages: usize, new_page
 }
 
 /// The purge policy, run whenever pages are given back and from [`tick`]. Caller holds
-/// [`PAGE_LOCK`].
+/// [`PAGE_LOCK`]; `now` is the time in ms.
 ///
-/// - Decay: time is cut into epochs of `XALLOC_PURGE_DELAY_MS`. At the end of an epoch the
-///   pages that stayed free and resident through all of it (the low-water mark of the dirty
-///   count) are purged; pages a busy program keeps freeing and reusing are left alone, so it
-///   does not fault them in again (jemalloc's decay and tcmalloc's release rate follow the same
-///   idea with other curves).
+/// - Decay: time is cut into epochs of `XALLOC_PURGE_DELAY_MS`. When an epoch ends, the pages
+///   that were free and resident when it began and were not handed out during it (`old_bits`)
+///   are purged; pages a busy program keeps freeing and reusing are left alone, so it does not
+///   fault them in again (jemalloc's decay and tcmalloc's release rate follow the same idea
+///   with other curves).
 /// - Cap: when dirty pages exceed `max(XALLOC_DIRTY_CAP, 2 * peak pages in use)`, they are
-///   purged down to half of that at once. (Tighter caps made programs that cycle large blocks
-///   fault the same pages in again and again: with 32 live blocks of 64 KiB-16 MiB, free runs
-///   are scattered enough that the dirty total passes the peak in use.)
-/// - Idle: when no pages were given back for a whole epoch, every dirty page is older than an
-///   epoch, and all are purged.
-fn maybe_purge_locked() {
+///   purged down to half of that at once, old pages first. (Tighter caps made programs that
+///   cycle large blocks fault the same pages in again and again: with 32 live blocks of
+///   64 KiB-16 MiB, free runs are scattered enough that the dirty total passes the peak in use.)
+fn maybe_purge_locked(now: u64) {
     let dirty = DIRTY_PAGES.load(Ordering::Relaxed);
     let cfg = crate::config::get();
     let cap = (cfg.dirty_cap / PAGE).max(2 * PEAK_IN_USE_PAGES.load(Ordering::Relaxed));
     if dirty > cap {
-        purge_locked(dirty - cap / 2);
-    }
-    let now = os::now_ms().max(1);
-    let last = LAST_FREED.load(Ordering::Relaxed);
-    if last != 0 && now.saturating_sub(last) >= cfg.purge_delay_ms {
-        purge_locked(usize::MAX);
+        let want = dirty - cap / 2;
+        let done = purge_locked(want, true);
+        if done < want {
+            purge_locked(want - done, false);
+        }
     }
     let start = EPOCH_START.load(Ordering::Relaxed);
     if start == 0 || now.saturating_sub(start) >= cfg.purge_delay_ms {
-        let low = DIRTY_LOW
-            .load(Ordering::Relaxed)
-            .min(DIRTY_PAGES.load(Ordering::Relaxed));
-        if start != 0 && low > 0 {
-            purge_locked(low);
+        if start != 0 {
+            purge_locked(usize::MAX, true);
+        }
+        // The next epoch's old pages: every page dirty now.
+        let mut a = ARENAS.load(Ordering::Relaxed);
+        while !a.is_null() {
+            // SAFETY: arenas in the list are live; PAGE_LOCK is held.
+            let ar = unsafe { &mut *a };
+            ar.old_bits = ar.dirty_bits;
+            a = ar.next;
         }
         EPOCH_START.store(now, Ordering::Relaxed);
-        DIRTY_LOW.store(DIRTY_PAGES.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+}
+
+/// Idle rule, checked before new pages are given back: when none were given back for a whole
+/// epoch, every dirty page has waited at least that long, and all are purged. Caller holds
+/// [`PAGE_LOCK`].
+fn purge_if_idle_locked(now: u64) {
+    let last = LAST_FREED.load(Ordering::Relaxed);
+    if last != 0
+        && DIRTY_PAGES.load(Ordering::Relaxed) != 0
+        && now.saturating_sub(last) >= crate::config::get().purge_delay_ms
+    {
+        purge_locked(usize::MAX, false);
     }
 }
 
@@ -605,28 +638,29 @@ pub fn tick() {
     if DIRTY_PAGES.load(Ordering::Relaxed) == 0 {
         return;
     }
-    let start = EPOCH_START.load(Ordering::Relaxed);
-    if os::now_ms().saturating_sub(start) >= crate::config::get().purge_delay_ms {
+    let now = os::now_ms().max(1);
+    let delay = crate::config::get().purge_delay_ms;
+    let since_epoch = now.saturating_sub(EPOCH_START.load(Ordering::Relaxed));
+    let since_free = now.saturating_sub(LAST_FREED.load(Ordering::Relaxed));
+    if since_epoch >= delay || since_free >= delay {
         let _g = Guard::new(&PAGE_LOCK);
-        maybe_purge_locked();
+        purge_if_idle_locked(now);
+        maybe_purge_locked(now);
     }
 }
 
-/// Purge up to `limit` dirty pages, arena by arena. Caller holds [`PAGE_LOCK`].
-fn purge_locked(limit: usize) -> usize {
+/// Purge up to `limit` dirty pages (only old ones if `only_old`), arena by arena. Caller holds
+/// [`PAGE_LOCK`].
+fn purge_locked(limit: usize, only_old: bool) -> usize {
     let mut total = 0;
     let mut a = ARENAS.load(Ordering::Relaxed);
     while !a.is_null() && total < limit {
         // SAFETY: arenas in the list are live; PAGE_LOCK is held.
         let ar = unsafe { &mut *a };
         if ar.dirty_pages != 0 {
-            total += ar.purge(limit - total);
+            total += ar.purge(limit - total, only_old);
         }
         a = ar.next;
-    }
-    let left = DIRTY_PAGES.load(Ordering::Relaxed);
-    if left < DIRTY_LOW.load(Ordering::Relaxed) {
-        DIRTY_LOW.store(left, Ordering::Relaxed);
     }
     total
 }
@@ -634,7 +668,7 @@ fn purge_locked(limit: usize) -> usize {
 /// Purge every dirty free page now (`malloc_trim`). Returns bytes released.
 pub fn purge_all() -> usize {
     let _g = Guard::new(&PAGE_LOCK);
-    purge_locked(usize::MAX) * PAGE
+    purge_locked(usize::MAX, false) * PAGE
 }
 
 /// Totals for statistics: (free bytes in arenas, dirty free bytes).
@@ -672,13 +706,21 @@ pub fn sum_spans(f: impl Fn(&Span) -> usize) -> usize {
 /// Check the invariants of every arena (tests and debug tooling).
 pub fn check_all() {
     let _g = Guard::new(&PAGE_LOCK);
+    let (mut arenas, mut free, mut dirty) = (0, 0, 0);
     let mut a = ARENAS.load(Ordering::Relaxed);
     while !a.is_null() {
         // SAFETY: arenas in the list are live; PAGE_LOCK is held.
         let ar = unsafe { &*a };
         ar.check_invariants();
+        arenas += 1;
+        free += ar.free_pages as usize;
+        dirty += ar.dirty_pages as usize;
         a = ar.next;
     }
+    // the global counters agree with the arenas
+    xa_check!(DIRTY_PAGES.load(Ordering::Relaxed) == dirty);
+    xa_check!(IN_USE_PAGES.load(Ordering::Relaxed) + free == arenas * (ARENA_PAGES - META_PAGES));
+    xa_check!(IN_USE_PAGES.load(Ordering::Relaxed) <= PEAK_IN_USE_PAGES.load(Ordering::Relaxed));
 }
 
 #[cfg(test)]
@@ -730,10 +772,12 @@ mod tests {
         assert_eq!(a.dirty_pages, 5);
         assert_eq!(a.dirty_range(i1, 5, None), 5);
         assert_eq!(a.dirty_range(i1 + 5, 3, None), 0);
-        assert_eq!(a.purge(2), 2);
+        assert_eq!(a.purge(2, true), 0);
+        assert_eq!(a.purge(2, false), 2);
         assert_eq!(a.dirty_pages, 3);
         a.check_invariants();
-        assert_eq!(a.purge(usize::MAX), 3);
+        a.old_bits = a.dirty_bits;
+        assert_eq!(a.purge(usize::MAX, true), 3);
         assert_eq!(a.dirty_pages, 0);
     }
 
@@ -831,7 +875,8 @@ mod tests {
                 a.free_range(idx, n, true);
             }
             if step % 50 == 0 {
-                a.purge(usize::MAX);
+                a.purge(usize::MAX, step % 100 == 0);
+                a.old_bits = a.dirty_bits;
             }
             a.check_invariants();
             let used: usize = live.iter().map(|l| l.1).sum();

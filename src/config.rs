@@ -3,7 +3,7 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `XALLOC_PURGE_DELAY_MS` | 100 | purge epoch: free pages unused and resident for a whole epoch get `MADV_DONTNEED` |
-//! | `XALLOC_DIRTY_CAP` | 8M | purge at once when more free-but-resident bytes than this (or than the peak bytes in use, if larger) pile up (suffixes k/M/G) |
+//! | `XALLOC_DIRTY_CAP` | 8M | purge at once when more free-but-resident bytes than this (or than twice the peak bytes in use, if larger) pile up (suffixes k/M/G) |
 //! | `XALLOC_STATS` | off | print statistics to stderr at exit (`1/true/yes/on`) |
 
 use crate::os;
@@ -13,8 +13,8 @@ use core::sync::atomic::{AtomicU8, Ordering};
 pub struct Config {
     /// Length of a purge epoch in milliseconds (see `buddy::maybe_purge_locked`).
     pub purge_delay_ms: u64,
-    /// Bytes of dirty free pages that trigger an immediate purge (raised to the peak bytes in
-    /// use when that is larger).
+    /// Bytes of dirty free pages that trigger an immediate purge (raised to twice the peak
+    /// bytes in use when that is larger).
     pub dirty_cap: usize,
     /// Print statistics at exit.
     pub stats_at_exit: bool,

@@ -432,6 +432,8 @@ unsafe fn release_slab(s: *mut Span) {
     let span = unsafe { &mut *s };
     xa_assert!(span.used == 0);
     span.kind = Kind::Unused;
+    span.div_magic = 0;
+    span.start_limit = 0;
     span.heap.store(ptr::null_mut(), Ordering::Relaxed);
     // SAFETY: the span's arena is live.
     let arena = unsafe { &*span.arena };

@@ -31,7 +31,8 @@
 //! 2. `heap::HEAPS_LOCK` — the lists of all, abandoned and free heaps. Malloc path: thread
 //!    start, thread exit, adoption.
 //! 3. `buddy::PAGE_LOCK` — every arena's buddy state. Malloc path: slab refills (once per slab),
-//!    medium blocks, purging.
+//!    medium blocks, purging; on `free`: a slab emptied (or, every 256 frees that empty a
+//!    current slab, the purge clock).
 //! 4. `huge::HUGE_LOCK` — the huge-block table. Malloc path: huge blocks, and `free` of
 //!    pointers outside every arena.
 //!

@@ -398,7 +398,7 @@ def main():
     args.cmdline = "scripts/bench/bench.py " + " ".join(sys.argv[1:]) if len(sys.argv) > 1 else "scripts/bench/bench.py"
     args.reps = args.reps or (2 if args.quick else 5)
     scale = args.scale or (0.2 if args.quick else 1.0)
-    out = args.out or os.path.join(HERE, "results", "quick" if args.quick else "")
+    out = args.out or (os.path.join(HERE, "results", "quick") if args.quick else os.path.join(HERE, "results"))
     os.makedirs(out, exist_ok=True)
     allocs = [a for a in args.allocs.split(",") if a]
     for a in allocs:
