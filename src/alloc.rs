@@ -193,6 +193,9 @@ pub fn owns(p: *const u8) -> bool {
         if (span.capacity as usize) * span.block_size() <= (p as usize - span.start as usize) {
             return false;
         }
+        if heap::hot_holds(p) {
+            return false;
+        }
         for mut b in [span.free, span.local_free] {
             while !b.is_null() {
                 if b as *const u8 == p {
@@ -281,8 +284,11 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
         }
         match span.kind {
             Kind::Slab => {
-                // The block this thread freed last is on top of its slab's local list.
-                if span.local_free as *mut u8 == p && span.owner() == heap::tls_heap() {
+                // The block this thread freed last is in its hot slot or on top of its slab's
+                // local list.
+                if (span.local_free as *mut u8 == p || heap::hot_holds(p))
+                    && span.owner() == heap::tls_heap()
+                {
                     misuse("realloc", "double free", p as usize);
                 }
                 let bs = span.block_size();

@@ -128,13 +128,21 @@ enum State {
 ///
 /// Invariants (checked by [`Heap::check_invariants`]):
 /// - `direct[c]` is `queues[c].head`, or the shared empty span when that queue is empty;
+/// - `hot[c]`, when not null, is a block start of a slab of class `c` owned by this heap, on
+///   none of that slab's free lists (counted in its `used`);
 /// - every span on `queues[c]` is a slab of class `c` whose `heap` is `self` (no full tag);
 ///   every span on `full` has `heap == self | FULL_TAG`;
 /// - each owned span is on exactly one of those lists.
 #[repr(C)]
 pub struct Heap {
-    /// Span to allocate from for each class (the fast path reads only this).
+    /// Span to allocate from for each class.
     pub direct: [*mut Span; NUM_CLASSES],
+    /// One block per class that this thread freed last, handed out first by the next malloc of
+    /// its class: the malloc-free-malloc cycle and churn through one class reuse a block that
+    /// is still in the cache, with no slab bookkeeping. A held block still counts as used in
+    /// its slab (so the slab is never released under it), and is given back to the slab by
+    /// [`Heap::flush_hot`] (thread exit, `malloc_trim`).
+    hot: [*mut Block; NUM_CLASSES],
     /// Slabs with (possibly) free blocks, per class.
     queues: [SpanList; NUM_CLASSES],
     /// Slabs found with no free block.
@@ -153,9 +161,10 @@ pub struct Heap {
     /// key past the first 32, and our key shares that second-level table, glibc's outer call
     /// overwrites the table our inner call just filled, losing our value.
     verify_key: bool,
-    /// Counts down the frees that empty the class's current slab (the one case a program can
-    /// repeat forever without reaching a slow path); at zero the purge clock is checked, so a
-    /// program that freed a lot and now only cycles a few blocks still gives memory back.
+    /// Counts down the frees that fill a `hot` slot or empty the class's current slab (what a
+    /// program can repeat forever without reaching a slow path); at zero the purge clock is
+    /// checked, so a program that freed a lot and now only cycles a few blocks still gives
+    /// memory back.
     tick_countdown: u32,
     /// Blocks freed by other threads, linked through their first word.
     remote: Padded<AtomicPtr<Block>>,
@@ -177,12 +186,13 @@ unsafe impl Sync for StaticSpan {}
 /// The empty span every `direct` slot of a fresh heap points to.
 pub static EMPTY_SPAN: StaticSpan = StaticSpan(core::cell::UnsafeCell::new(Span::empty()));
 
-/// Frees emptying a current slab between two checks of the purge clock.
+/// Frees into `hot` slots or emptying a current slab between two checks of the purge clock.
 const TICK_EVERY: u32 = 256;
 
 const fn heap_init() -> Heap {
     Heap {
         direct: [EMPTY_SPAN.0.get(); NUM_CLASSES],
+        hot: [ptr::null_mut(); NUM_CLASSES],
         queues: [SpanList::EMPTY; NUM_CLASSES],
         full: SpanList::EMPTY,
         state: 0,
@@ -407,6 +417,7 @@ unsafe extern "C" fn thread_exit(arg: *mut libc::c_void) {
 unsafe fn abandon(h: *mut Heap) {
     // SAFETY: exclusive ownership per the contract.
     let heap = unsafe { &mut *h };
+    heap.flush_hot();
     heap.collect_remote(h);
     heap.release_empty_slabs();
     let empty = heap.full.len == 0 && heap.queues.iter().all(|q| q.len == 0);
@@ -491,6 +502,20 @@ impl Heap {
         }
     }
 
+    /// Give every block held in `hot` back to its slab.
+    fn flush_hot(&mut self) {
+        for c in 0..NUM_CLASSES {
+            let b = self.hot[c];
+            if !b.is_null() {
+                self.hot[c] = ptr::null_mut();
+                let s = buddy::span_of(b as usize);
+                // SAFETY: a hot block is a live block start of one of our slabs (type
+                // invariant), so s is that slab and ours.
+                unsafe { self.free_local(s, b) };
+            }
+        }
+    }
+
     /// Return every empty slab on the class queues to the buddy.
     fn release_empty_slabs(&mut self) {
         for c in 0..NUM_CLASSES {
@@ -561,6 +586,25 @@ impl Heap {
     /// # Safety
     /// The caller owns the heap.
     pub unsafe fn check_invariants(&self, me: *mut Heap) {
+        for (c, &b) in self.hot.iter().enumerate() {
+            if b.is_null() {
+                continue;
+            }
+            let s = buddy::span_of(b as usize);
+            xa_check!(!s.is_null());
+            // SAFETY: page-map entries are valid span headers.
+            let span = unsafe { &*s };
+            xa_check!(span.kind == Kind::Slab && span.class as usize == c && span.owner() == me);
+            xa_check!(span.is_block_start(b as usize));
+            for head in [span.free, span.local_free] {
+                let mut f = head;
+                while !f.is_null() {
+                    xa_check!(f != b);
+                    // SAFETY: blocks on our slab's lists are valid.
+                    f = unsafe { (*f).next };
+                }
+            }
+        }
         for c in 0..NUM_CLASSES {
             let q = &self.queues[c];
             if q.head.is_null() {
@@ -614,14 +658,21 @@ pub unsafe fn remote_free(s: *mut Span, b: *mut Block) {
     }
 }
 
-/// Allocate a block of class `c` for the calling thread. The fast path is about 10
-/// instructions: TLS read, `direct[c]`, pop.
+/// Allocate a block of class `c` for the calling thread. The fast path is a few
+/// instructions: TLS read, take `hot[c]`, or pop from `direct[c]`.
 #[inline(always)]
 pub fn alloc_small(c: SizeClass) -> *mut u8 {
     let h = tls_heap();
-    // SAFETY: h is the thread's heap (or a static empty one); direct[c] is always a valid span,
-    // and pop writes only to spans that have free blocks, which only the owner has.
+    // SAFETY: h is the thread's heap (or a static empty one, whose hot slots are all null and
+    // never written); direct[c] is always a valid span, and pop writes only to spans that have
+    // free blocks, which only the owner has.
     unsafe {
+        let hot = (*h).hot.get_unchecked_mut(c);
+        let b = *hot;
+        if !b.is_null() {
+            *hot = ptr::null_mut();
+            return b as *mut u8;
+        }
         let s = *(*h).direct.get_unchecked(c);
         let b = (*s).pop();
         if !b.is_null() {
@@ -820,8 +871,17 @@ pub unsafe fn free_small(s: *mut Span, p: *mut u8) {
     // SAFETY: s is a valid span; if we own it, the owner-only fields are ours.
     unsafe {
         if (*s).heap.load(Ordering::Relaxed) == h {
+            let hot = (*h).hot.get_unchecked_mut((*s).class as usize);
+            if (*hot).is_null() {
+                *hot = b;
+                (*h).tick_countdown -= 1;
+                if (*h).tick_countdown == 0 {
+                    return tick_now(h);
+                }
+                return;
+            }
             let lf = (*s).local_free;
-            if b == lf {
+            if b == lf || b == *hot {
                 return double_free(p);
             }
             (*b).next = lf;
@@ -960,8 +1020,16 @@ pub fn trim_current() {
     }
     // SAFETY: our own heap.
     let heap = unsafe { &mut *h };
+    heap.flush_hot();
     heap.collect_remote(h);
     heap.release_empty_slabs();
+}
+
+/// Whether `p` is held in the calling thread's `hot` slots (a block it freed).
+pub fn hot_holds(p: *const u8) -> bool {
+    let h = tls_heap();
+    // SAFETY: the thread's own heap (or a static one whose slots are null).
+    unsafe { (*h).hot.iter().any(|&b| b as *const u8 == p) }
 }
 
 extern "C" fn fork_prepare() {
