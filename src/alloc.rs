@@ -193,7 +193,7 @@ pub fn owns(p: *const u8) -> bool {
         if (span.capacity as usize) * span.block_size() <= (p as usize - span.start as usize) {
             return false;
         }
-        if heap::hot_holds(p) {
+        if heap::hot_holds(p, span.class as usize) {
             return false;
         }
         for mut b in [span.free, span.local_free] {
@@ -286,7 +286,7 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
             Kind::Slab => {
                 // The block this thread freed last is in its hot slot or on top of its slab's
                 // local list.
-                if (span.local_free as *mut u8 == p || heap::hot_holds(p))
+                if (span.local_free as *mut u8 == p || heap::hot_holds(p, span.class as usize))
                     && span.owner() == heap::tls_heap()
                 {
                     misuse("realloc", "double free", p as usize);

@@ -1025,11 +1025,12 @@ pub fn trim_current() {
     heap.release_empty_slabs();
 }
 
-/// Whether `p` is held in the calling thread's `hot` slots (a block it freed).
-pub fn hot_holds(p: *const u8) -> bool {
+/// Whether `p`, a block of class `c`, is held in the calling thread's hot slot (a block it
+/// freed).
+pub fn hot_holds(p: *const u8, c: SizeClass) -> bool {
     let h = tls_heap();
-    // SAFETY: the thread's own heap (or a static one whose slots are null).
-    unsafe { (*h).hot.iter().any(|&b| b as *const u8 == p) }
+    // SAFETY: the thread's own heap (or a static one whose slots are null); c < NUM_CLASSES.
+    unsafe { *(*h).hot.get_unchecked(c) as *const u8 == p }
 }
 
 extern "C" fn fork_prepare() {
