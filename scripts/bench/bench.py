@@ -11,6 +11,7 @@ It writes, under the output folder:
   bench.md    the tables: per benchmark medians, ratios to mimalloc, geometric means,
               the xalloc / best-peer ratios, instructions per malloc+free pair, the machine
   bench.svg   the chart: time and peak RSS relative to mimalloc, side by side
+  summary.md  the short table the README quotes (xalloc against mimalloc and the best peer)
   bench.json  every raw measurement
 
 usage: bench.py [--quick] [--reps N] [--only NAME,...] [--allocs NAME,...] [--out DIR]
@@ -324,6 +325,42 @@ def write_markdown(path, med, benches, allocs, info, fp, args, elapsed):
         f.write("\n".join(L) + "\n")
 
 
+def write_summary(path, med, benches, allocs, fp):
+    """The short table the README quotes: xalloc against mimalloc and against the best peer."""
+    if "xalloc" not in allocs or BASELINE not in allocs:
+        return
+    names = [b[0] for b in benches if b[0] in med and "xalloc" in med[b[0]] and BASELINE in med[b[0]]]
+    peers = [a for a in allocs if a != "xalloc"]
+    L = ["| benchmark | xalloc wall (s) | vs mimalloc | vs best peer | xalloc peak RSS (MiB) | vs mimalloc | vs best peer |",
+         "|---|---:|---:|---:|---:|---:|---:|"]
+    for n in names:
+        row = [n]
+        for key, fmt in (("wall", lambda v: f"{v:.3f}"), ("rss_kb", fmt_mb)):
+            x = med[n]["xalloc"][key]
+            best_a = min((a for a in peers if a in med[n]), key=lambda a: med[n][a][key])
+            best = med[n][best_a][key]
+            r = x / best
+            row += [fmt(x), f"{x / med[n][BASELINE][key]:.2f}",
+                    (f"**{r:.2f}** ({best_a})" if r > 1.25 else f"{r:.2f} ({best_a})")]
+        L.append("| " + " | ".join(row) + " |")
+    gw = {a: geomean([med[n][a]["wall"] / med[n][BASELINE]["wall"] for n in names if a in med[n]]) for a in allocs}
+    gr = {a: geomean([med[n][a]["rss_kb"] / med[n][BASELINE]["rss_kb"] for n in names if a in med[n]]) for a in allocs}
+    L.append("")
+    L.append("| geometric mean vs mimalloc | " + " | ".join(allocs) + " |")
+    L.append("|---|" + "---:|" * len(allocs))
+    L.append("| wall time | " + " | ".join(f"{gw[a]:.3f}" for a in allocs) + " |")
+    L.append("| peak RSS | " + " | ".join(f"{gr[a]:.3f}" for a in allocs) + " |")
+    if fp:
+        sizes = sorted({s for a in fp for s in fp[a]})
+        L.append("")
+        L.append("| instructions per malloc+free (loop / inside) | " + " | ".join(f"{s} B" for s in sizes) + " |")
+        L.append("|---|" + "---:|" * len(sizes))
+        for a in fp:
+            L.append(f"| {a} | " + " | ".join(f"{fp[a][s]['pair']:.0f} / {fp[a][s]['inside']:.0f}" for s in sizes) + " |")
+    with open(path, "w") as f:
+        f.write("\n".join(L) + "\n")
+
+
 def write_svg(path, med, benches, allocs, title):
     """Two panels: wall time and peak RSS relative to mimalloc (log scale), one bar per allocator."""
     names = [b[0] for b in benches if b[0] in med and BASELINE in med[b[0]]]
@@ -333,7 +370,7 @@ def write_svg(path, med, benches, allocs, title):
     rowh, barh = 6 + 5 * len(allocs), 5
     top, left, pw, gap = 60, 140, 330, 40
     width = left + 2 * pw + gap + 20
-    height = top + rowh * len(names) + 50
+    height = top + rowh * len(names) + 60
     lo, hi = 0.25, 4.0
 
     def xpos(r, x0):
@@ -374,10 +411,13 @@ def write_svg(path, med, benches, allocs, title):
                 S.append(f'<rect x="{min(x1, x2):.1f}" y="{y + j * barh}" width="{max(abs(x2 - x1), 0.8):.1f}" '
                          f'height="{barh - 1}" fill="{COLORS.get(a, "#000")}"><title>{a} {n}: {r:.2f}x</title></rect>')
     ly = top + rowh * len(names) + 25
+    S.append(f'<text x="{width - 10}" y="{ly + 18}" text-anchor="end" fill="#666" font-size="10">'
+             'log scale; bars beyond 0.25x or 4x are cut at the edge</text>')
     for j, a in enumerate(allocs):
         x = left + j * 110
         S.append(f'<rect x="{x}" y="{ly - 9}" width="12" height="10" fill="{COLORS.get(a, "#000")}"/>')
-        S.append(f'<text x="{x + 16}" y="{ly}">{a}</text>')
+        label = f"{a} (= 1)" if a == BASELINE else a
+        S.append(f'<text x="{x + 16}" y="{ly}">{label}</text>')
     S.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(S) + "\n")
@@ -444,6 +484,7 @@ def main():
         with open(os.path.join(out, "bench.json"), "w") as f:
             json.dump({"info": info, "args": vars(args), "raw": raw, "fastpath": fp}, f, indent=1)
         write_markdown(os.path.join(out, "bench.md"), med, benches, allocs, info, fp, args, elapsed)
+        write_summary(os.path.join(out, "summary.md"), med, benches, allocs, fp)
         write_svg(os.path.join(out, "bench.svg"), med, benches, allocs,
                   f"xalloc vs peers, relative to mimalloc ({info['cpus']} CPUs, {args.threads} threads)")
         names = [b[0] for b in benches]
@@ -452,7 +493,7 @@ def main():
                 f"{a} {geomean([med[n][a]['wall'] / med[n][BASELINE]['wall'] for n in names]):.3f} / "
                 f"{geomean([med[n][a]['rss_kb'] / med[n][BASELINE]['rss_kb'] for n in names]):.3f}"
                 for a in allocs))
-        print(f"bench: wrote {out}/bench.md, bench.svg, bench.json ({elapsed / 60:.1f} min)")
+        print(f"bench: wrote {out}/bench.md, summary.md, bench.svg, bench.json ({elapsed / 60:.1f} min)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
