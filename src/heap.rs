@@ -128,8 +128,9 @@ enum State {
 ///
 /// Invariants (checked by [`Heap::check_invariants`]):
 /// - `direct[c]` is `queues[c].head`, or the shared empty span when that queue is empty;
-/// - `hot[c]`, when not null, is a block start of a slab of class `c` owned by this heap, on
-///   none of that slab's free lists (counted in its `used`);
+/// - `hot[c]` heads a list (linked through the blocks' first word) of
+///   `HOT_LIMIT[c] - hot_room[c]` block starts of slabs of class `c` owned by this heap, each
+///   on none of its slab's free lists (counted in its `used`);
 /// - every span on `queues[c]` is a slab of class `c` whose `heap` is `self` (no full tag);
 ///   every span on `full` has `heap == self | FULL_TAG`;
 /// - each owned span is on exactly one of those lists.
@@ -137,12 +138,16 @@ enum State {
 pub struct Heap {
     /// Span to allocate from for each class.
     pub direct: [*mut Span; NUM_CLASSES],
-    /// One block per class that this thread freed last, handed out first by the next malloc of
-    /// its class: the malloc-free-malloc cycle and churn through one class reuse a block that
-    /// is still in the cache, with no slab bookkeeping. A held block still counts as used in
-    /// its slab (so the slab is never released under it), and is given back to the slab by
-    /// [`Heap::flush_hot`] (thread exit, `malloc_trim`).
+    /// Per class, the few blocks this thread freed last (at most `HOT_LIMIT[c]`, 16 for
+    /// classes up to 1 KiB, fewer above, so at most 16 KiB each), handed out first, last freed
+    /// first, by the next mallocs of the class: the malloc-free-malloc cycle and churn reuse
+    /// blocks still in the cache, with no slab bookkeeping. A held block still counts as used
+    /// in its slab (so the slab is never released under it), and goes back to the slab in
+    /// [`Heap::flush_hot`] (thread exit, `malloc_trim`). A list rather than one slot, so the
+    /// "is there one?" branches are predictable when classes alternate at random.
     hot: [*mut Block; NUM_CLASSES],
+    /// Free places left in each `hot` list (never negative outside `free_small`).
+    hot_room: [i8; NUM_CLASSES],
     /// Slabs with (possibly) free blocks, per class.
     queues: [SpanList; NUM_CLASSES],
     /// Slabs found with no free block.
@@ -186,13 +191,32 @@ unsafe impl Sync for StaticSpan {}
 /// The empty span every `direct` slot of a fresh heap points to.
 pub static EMPTY_SPAN: StaticSpan = StaticSpan(core::cell::UnsafeCell::new(Span::empty()));
 
-/// Frees into `hot` slots or emptying a current slab between two checks of the purge clock.
+/// Most blocks each class's `hot` list holds: 16, or fewer to keep a list within 16 KiB.
+const HOT_LIMIT: [i8; NUM_CLASSES] = {
+    let mut t = [0i8; NUM_CLASSES];
+    let mut c = 0;
+    while c < NUM_CLASSES {
+        let n = 16384 / CLASS_SIZE[c] as usize;
+        t[c] = if n > 16 {
+            16
+        } else if n < 1 {
+            1
+        } else {
+            n as i8
+        };
+        c += 1;
+    }
+    t
+};
+
+/// Frees into `hot` lists or emptying a current slab between two checks of the purge clock.
 const TICK_EVERY: u32 = 256;
 
 const fn heap_init() -> Heap {
     Heap {
         direct: [EMPTY_SPAN.0.get(); NUM_CLASSES],
         hot: [ptr::null_mut(); NUM_CLASSES],
+        hot_room: HOT_LIMIT,
         queues: [SpanList::EMPTY; NUM_CLASSES],
         full: SpanList::EMPTY,
         state: 0,
@@ -504,14 +528,17 @@ impl Heap {
 
     /// Give every block held in `hot` back to its slab.
     fn flush_hot(&mut self) {
-        for c in 0..NUM_CLASSES {
-            let b = self.hot[c];
-            if !b.is_null() {
-                self.hot[c] = ptr::null_mut();
+        for (c, &limit) in HOT_LIMIT.iter().enumerate() {
+            let mut b = self.hot[c];
+            self.hot[c] = ptr::null_mut();
+            self.hot_room[c] = limit;
+            while !b.is_null() {
+                // SAFETY: hot blocks are live block starts of our slabs (type invariant).
+                let next = unsafe { (*b).next };
                 let s = buddy::span_of(b as usize);
-                // SAFETY: a hot block is a live block start of one of our slabs (type
-                // invariant), so s is that slab and ours.
+                // SAFETY: s is b's slab, ours.
                 unsafe { self.free_local(s, b) };
+                b = next;
             }
         }
     }
@@ -586,24 +613,31 @@ impl Heap {
     /// # Safety
     /// The caller owns the heap.
     pub unsafe fn check_invariants(&self, me: *mut Heap) {
-        for (c, &b) in self.hot.iter().enumerate() {
-            if b.is_null() {
-                continue;
-            }
-            let s = buddy::span_of(b as usize);
-            xa_check!(!s.is_null());
-            // SAFETY: page-map entries are valid span headers.
-            let span = unsafe { &*s };
-            xa_check!(span.kind == Kind::Slab && span.class as usize == c && span.owner() == me);
-            xa_check!(span.is_block_start(b as usize));
-            for head in [span.free, span.local_free] {
-                let mut f = head;
-                while !f.is_null() {
-                    xa_check!(f != b);
-                    // SAFETY: blocks on our slab's lists are valid.
-                    f = unsafe { (*f).next };
+        for (c, &head) in self.hot.iter().enumerate() {
+            let (mut b, mut n) = (head, 0usize);
+            while !b.is_null() {
+                n += 1;
+                xa_check!(n <= HOT_LIMIT[c] as usize);
+                let s = buddy::span_of(b as usize);
+                xa_check!(!s.is_null());
+                // SAFETY: page-map entries are valid span headers.
+                let span = unsafe { &*s };
+                xa_check!(
+                    span.kind == Kind::Slab && span.class as usize == c && span.owner() == me
+                );
+                xa_check!(span.is_block_start(b as usize));
+                for head in [span.free, span.local_free] {
+                    let mut f = head;
+                    while !f.is_null() {
+                        xa_check!(f != b);
+                        // SAFETY: blocks on our slab's lists are valid.
+                        f = unsafe { (*f).next };
+                    }
                 }
+                // SAFETY: hot blocks are ours (checked above).
+                b = unsafe { (*b).next };
             }
+            xa_check!(n == (HOT_LIMIT[c] - self.hot_room[c]) as usize);
         }
         for c in 0..NUM_CLASSES {
             let q = &self.queues[c];
@@ -670,7 +704,8 @@ pub fn alloc_small(c: SizeClass) -> *mut u8 {
         let hot = (*h).hot.get_unchecked_mut(c);
         let b = *hot;
         if !b.is_null() {
-            *hot = ptr::null_mut();
+            *hot = (*b).next;
+            *(*h).hot_room.get_unchecked_mut(c) += 1;
             return b as *mut u8;
         }
         let s = *(*h).direct.get_unchecked(c);
@@ -871,36 +906,57 @@ pub unsafe fn free_small(s: *mut Span, p: *mut u8) {
     // SAFETY: s is a valid span; if we own it, the owner-only fields are ours.
     unsafe {
         if (*s).heap.load(Ordering::Relaxed) == h {
-            let hot = (*h).hot.get_unchecked_mut((*s).class as usize);
-            if (*hot).is_null() {
-                *hot = b;
-                (*h).tick_countdown -= 1;
-                if (*h).tick_countdown == 0 {
-                    return tick_now(h);
-                }
-                return;
-            }
-            let lf = (*s).local_free;
-            if b == lf || b == *hot {
+            let c = (*s).class as usize;
+            let head = *(*h).hot.get_unchecked(c);
+            if b == head {
                 return double_free(p);
             }
-            (*b).next = lf;
-            (*s).local_free = b;
-            (*s).used -= 1;
-            if (*s).used == 0 {
-                if *(*h).direct.get_unchecked((*s).class as usize) != s {
-                    return (*h).after_free(s);
-                }
-                // An empty slab that is its class's current one stays, ready for the next
-                // malloc (the malloc-free-malloc pattern costs a count and no other work).
-                (*h).tick_countdown -= 1;
-                if (*h).tick_countdown == 0 {
-                    return tick_now(h);
-                }
+            // Decrement first (undone in `free_to_slab`): a `dec` and a sign test here.
+            let room = (*h).hot_room.get_unchecked_mut(c);
+            *room -= 1;
+            if *room < 0 {
+                return free_to_slab(h, s, b);
+            }
+            (*b).next = head;
+            *(*h).hot.get_unchecked_mut(c) = b;
+            (*h).tick_countdown -= 1;
+            if (*h).tick_countdown == 0 {
+                return tick_now(h);
             }
             return;
         }
         free_small_slow(s, b)
+    }
+}
+
+/// A local free whose class's hot list is full: give the block to its slab.
+///
+/// # Safety
+/// `h` is the calling thread's heap, which owns slab `s`; `b` is a live block start of `s`;
+/// `free_small` decremented `hot_room` of the class below zero.
+#[inline(never)]
+unsafe fn free_to_slab(h: *mut Heap, s: *mut Span, b: *mut Block) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        let c = (*s).class as usize;
+        *(*h).hot_room.get_unchecked_mut(c) += 1;
+        let lf = (*s).local_free;
+        if b == lf {
+            return double_free(b as *mut u8);
+        }
+        (*b).next = lf;
+        (*s).local_free = b;
+        (*s).used -= 1;
+        if (*s).used == 0 {
+            if *(*h).direct.get_unchecked(c) != s {
+                return (*h).after_free(s);
+            }
+            // An empty slab that is its class's current one stays, ready for the next malloc.
+            (*h).tick_countdown -= 1;
+            if (*h).tick_countdown == 0 {
+                tick_now(h);
+            }
+        }
     }
 }
 
@@ -1025,12 +1081,22 @@ pub fn trim_current() {
     heap.release_empty_slabs();
 }
 
-/// Whether `p`, a block of class `c`, is held in the calling thread's hot slot (a block it
+/// Whether `p`, a block of class `c`, is held in the calling thread's hot list (a block it
 /// freed).
 pub fn hot_holds(p: *const u8, c: SizeClass) -> bool {
     let h = tls_heap();
-    // SAFETY: the thread's own heap (or a static one whose slots are null); c < NUM_CLASSES.
-    unsafe { *(*h).hot.get_unchecked(c) as *const u8 == p }
+    // SAFETY: the thread's own heap (or a static one whose lists are empty); c < NUM_CLASSES;
+    // hot lists hold live blocks of ours.
+    unsafe {
+        let mut b = *(*h).hot.get_unchecked(c);
+        while !b.is_null() {
+            if b as *const u8 == p {
+                return true;
+            }
+            b = (*b).next;
+        }
+    }
+    false
 }
 
 extern "C" fn fork_prepare() {
