@@ -180,6 +180,10 @@ pub fn owns(p: *const u8) -> bool {
     if span.kind == Kind::Unused || !span.is_block_start(p as usize) {
         return false;
     }
+    // A block this thread freed into its hot list is free, whoever owns its slab.
+    if span.kind == Kind::Slab && heap::hot_holds(p, span.class as usize) {
+        return false;
+    }
     // A block of a slab this thread owns is live unless it sits on the slab's free lists or on
     // our remote stack. A block of a slab another thread owns counts as live until that owner
     // collects it.
@@ -191,9 +195,6 @@ pub fn owns(p: *const u8) -> bool {
             return false;
         }
         if (span.capacity as usize) * span.block_size() <= (p as usize - span.start as usize) {
-            return false;
-        }
-        if heap::hot_holds(p, span.class as usize) {
             return false;
         }
         for mut b in [span.free, span.local_free] {
@@ -286,8 +287,8 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
             Kind::Slab => {
                 // The block this thread freed last is in its hot slot or on top of its slab's
                 // local list.
-                if (span.local_free as *mut u8 == p || heap::hot_holds(p, span.class as usize))
-                    && span.owner() == heap::tls_heap()
+                if (span.local_free as *mut u8 == p && span.owner() == heap::tls_heap())
+                    || heap::hot_holds(p, span.class as usize)
                 {
                     misuse("realloc", "double free", p as usize);
                 }

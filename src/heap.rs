@@ -129,8 +129,9 @@ enum State {
 /// Invariants (checked by [`Heap::check_invariants`]):
 /// - `direct[c]` is `queues[c].head`, or the shared empty span when that queue is empty;
 /// - `hot[c]` heads a list (linked through the blocks' first word) of
-///   `HOT_LIMIT[c] - hot_room[c]` block starts of slabs of class `c` owned by this heap, each
-///   on none of its slab's free lists (counted in its `used`);
+///   `HOT_LIMIT[c] - hot_room[c]` block starts of slabs of class `c` (this heap's, or blocks of
+///   other heaps' slabs that this thread freed), each on none of its slab's free lists and
+///   counted in its slab's `used`;
 /// - every span on `queues[c]` is a slab of class `c` whose `heap` is `self` (no full tag);
 ///   every span on `full` has `heap == self | FULL_TAG`;
 /// - each owned span is on exactly one of those lists.
@@ -441,7 +442,7 @@ unsafe extern "C" fn thread_exit(arg: *mut libc::c_void) {
 unsafe fn abandon(h: *mut Heap) {
     // SAFETY: exclusive ownership per the contract.
     let heap = unsafe { &mut *h };
-    heap.flush_hot();
+    heap.flush_hot(h);
     heap.collect_remote(h);
     heap.release_empty_slabs();
     let empty = heap.full.len == 0 && heap.queues.iter().all(|q| q.len == 0);
@@ -526,18 +527,25 @@ impl Heap {
         }
     }
 
-    /// Give every block held in `hot` back to its slab.
-    fn flush_hot(&mut self) {
+    /// Give every block held in `hot` back to its slab (or its slab's owner). `me` is this
+    /// heap.
+    fn flush_hot(&mut self, me: *mut Heap) {
         for (c, &limit) in HOT_LIMIT.iter().enumerate() {
             let mut b = self.hot[c];
             self.hot[c] = ptr::null_mut();
             self.hot_room[c] = limit;
             while !b.is_null() {
-                // SAFETY: hot blocks are live block starts of our slabs (type invariant).
+                // SAFETY: hot blocks are live block starts of slabs (type invariant).
                 let next = unsafe { (*b).next };
                 let s = buddy::span_of(b as usize);
-                // SAFETY: s is b's slab, ours.
-                unsafe { self.free_local(s, b) };
+                // SAFETY: s is b's slab: ours, or another heap's, whose owner gets it back.
+                unsafe {
+                    if (*s).owner() == me {
+                        self.free_local(s, b);
+                    } else {
+                        remote_free(s, b);
+                    }
+                }
                 b = next;
             }
         }
@@ -622,11 +630,15 @@ impl Heap {
                 xa_check!(!s.is_null());
                 // SAFETY: page-map entries are valid span headers.
                 let span = unsafe { &*s };
-                xa_check!(
-                    span.kind == Kind::Slab && span.class as usize == c && span.owner() == me
-                );
+                xa_check!(span.kind == Kind::Slab && span.class as usize == c);
                 xa_check!(span.is_block_start(b as usize));
-                for head in [span.free, span.local_free] {
+                // another heap's slab lists are its owner's to walk
+                let lists = if span.owner() == me {
+                    [span.free, span.local_free]
+                } else {
+                    [ptr::null_mut(); 2]
+                };
+                for head in lists {
                     let mut f = head;
                     while !f.is_null() {
                         xa_check!(f != b);
@@ -999,7 +1011,26 @@ unsafe fn free_small_slow(s: *mut Span, b: *mut Block) {
             }
             (*tls_heap()).free_local(s, b)
         } else {
-            // Another heap's block (or the global heap's): hand it to the owner.
+            // Another heap's block (or the global heap's). A thread with a heap of its own
+            // keeps it in its hot list if there is room (it stays counted as used in its slab,
+            // and this thread's next malloc of the class hands it out again: no atomic at
+            // all, where handing it to the owner costs a CAS here and work there); otherwise
+            // it goes to the owner.
+            let h = tls_heap();
+            if h != EMPTY_HEAP.0.get() && h != DEAD_HEAP.0.get() {
+                let c = (*s).class as usize;
+                let head = *(*h).hot.get_unchecked(c);
+                if b == head {
+                    return double_free(b as *mut u8);
+                }
+                let room = (*h).hot_room.get_unchecked_mut(c);
+                if *room > 0 {
+                    *room -= 1;
+                    (*b).next = head;
+                    *(*h).hot.get_unchecked_mut(c) = b;
+                    return;
+                }
+            }
             remote_free(s, b)
         }
     }
@@ -1076,7 +1107,7 @@ pub fn trim_current() {
     }
     // SAFETY: our own heap.
     let heap = unsafe { &mut *h };
-    heap.flush_hot();
+    heap.flush_hot(h);
     heap.collect_remote(h);
     heap.release_empty_slabs();
 }
