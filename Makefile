@@ -5,7 +5,7 @@
 #   make test    every check: fmt, clippy, build, cargo test, real programs
 #   make build   cargo build --release -> target/release/libxalloc.so
 #   make header  regenerate include/xalloc.h (cbindgen, from src/ffi.rs)
-#   make bench   benchmarks vs glibc, jemalloc, tcmalloc, mimalloc (~25 min)
+#   make bench   benchmarks vs glibc, jemalloc, tcmalloc, mimalloc (~10 min here)
 #   make bench-quick   the same, smaller (a few minutes)
 #   make deps    install missing tools (apt packages, Rust via rustup)
 #   make clean   remove build outputs
