@@ -15,7 +15,10 @@ It writes, under the output folder:
   bench.json  every raw measurement
 
 usage: bench.py [--quick] [--reps N] [--only NAME,...] [--allocs NAME,...] [--out DIR]
-                [--threads N] [--no-callgrind] [--no-real]
+                [--threads N] [--no-callgrind] [--no-real] [--scaling 1,2,4,8,16]
+
+With --scaling, only the threaded benchmarks run, at each thread count, and the runner writes
+scaling.md, scaling.svg (throughput against threads, a line per allocator) and scaling.json.
 """
 
 import argparse
@@ -423,6 +426,84 @@ def write_svg(path, med, benches, allocs, title):
         f.write("\n".join(S) + "\n")
 
 
+THREADED = ["larson", "prodcons-single", "prodcons-batch", "falseshare-scratch", "falseshare-thrash",
+            "thread-churn"]
+
+
+def run_scaling(args, allocs, counts, scale, bindir, measure, work, out):
+    """The threaded benchmarks at each thread count: throughput (the program's ops / secs)."""
+    res = {}
+    for name in THREADED:
+        for t in counts:
+            bench = {b[0]: b for b in benchmarks(t, scale, args.quick)}[name]
+            argv = [os.path.join(bindir, bench[2][0])] + bench[2][1:]
+            runs = {a: [] for a in allocs}
+            for rep in range(args.reps):
+                order = allocs[rep % len(allocs):] + allocs[:rep % len(allocs)]
+                for a in order:
+                    r = run_once(measure, argv, ALLOCATORS[a][0], {}, work)
+                    runs[a].append(r["extra"].get("ops", 0) / max(r["extra"].get("secs", 0), 1e-9))
+            res.setdefault(name, {})[t] = {a: statistics.median(v) for a, v in runs.items()}
+            print(f"{name:20} {t:3} threads " + " ".join(f"{a}={res[name][t][a] / 1e6:.2f}M/s" for a in allocs),
+                  flush=True)
+    info = machine_info(allocs)
+    with open(os.path.join(out, "scaling.json"), "w") as f:
+        json.dump({"info": info, "threads": counts, "ops_per_s": res}, f, indent=1)
+    L = ["# xalloc scaling results", "",
+         f"Made by `{args.cmdline}` on {info['date']}: {info.get('cpu', '?')}, {info['cpus']} CPUs. "
+         f"Median of {args.reps} runs; millions of allocations per second (the programs' own ops / secs).", ""]
+    for name in THREADED:
+        L.append(f"## {name}\n")
+        L.append("| threads | " + " | ".join(allocs) + " |")
+        L.append("|---:|" + "---:|" * len(allocs))
+        for t in counts:
+            L.append(f"| {t} | " + " | ".join(f"{res[name][t][a] / 1e6:.2f}" for a in allocs) + " |")
+        L.append("")
+    with open(os.path.join(out, "scaling.md"), "w") as f:
+        f.write("\n".join(L) + "\n")
+    # one panel per benchmark: throughput against threads (log2 axis), a line per allocator
+    pw, ph, gap, top, left = 250, 160, 40, 50, 60
+    cols = 3
+    rows = (len(THREADED) + cols - 1) // cols
+    width = left + cols * (pw + gap)
+    height = top + rows * (ph + gap + 20) + 30
+    S = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+         'font-size="11">', f'<rect width="{width}" height="{height}" fill="white"/>',
+         f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="14">Throughput (M allocations/s) '
+         f'against threads, {info["cpus"]} CPUs</text>']
+    lx = [math.log2(t) for t in counts]
+    for k, name in enumerate(THREADED):
+        x0 = left + (k % cols) * (pw + gap)
+        y0 = top + (k // cols) * (ph + gap + 20)
+        ymax = max(res[name][t][a] for t in counts for a in allocs) or 1
+
+        def px(t, x0=x0):
+            span = (lx[-1] - lx[0]) or 1
+            return x0 + (math.log2(t) - lx[0]) / span * pw
+
+        def py(v, y0=y0, ymax=ymax):
+            return y0 + ph - v / ymax * ph
+
+        S.append(f'<text x="{x0 + pw / 2}" y="{y0 - 6}" text-anchor="middle">{name}</text>')
+        S.append(f'<rect x="{x0}" y="{y0}" width="{pw}" height="{ph}" fill="none" stroke="#ccc"/>')
+        S.append(f'<text x="{x0 - 4}" y="{y0 + 10}" text-anchor="end" fill="#666">{ymax / 1e6:.1f}</text>')
+        S.append(f'<text x="{x0 - 4}" y="{y0 + ph}" text-anchor="end" fill="#666">0</text>')
+        for t in counts:
+            S.append(f'<text x="{px(t):.1f}" y="{y0 + ph + 14}" text-anchor="middle" fill="#666">{t}</text>')
+        for a in allocs:
+            pts = " ".join(f"{px(t):.1f},{py(res[name][t][a]):.1f}" for t in counts)
+            S.append(f'<polyline points="{pts}" fill="none" stroke="{COLORS.get(a, "#000")}" stroke-width="2">'
+                     f'<title>{a}</title></polyline>')
+    ly = height - 12
+    for j, a in enumerate(allocs):
+        S.append(f'<rect x="{left + j * 110}" y="{ly - 9}" width="12" height="10" fill="{COLORS.get(a, "#000")}"/>')
+        S.append(f'<text x="{left + j * 110 + 16}" y="{ly}">{a}</text>')
+    S.append("</svg>")
+    with open(os.path.join(out, "scaling.svg"), "w") as f:
+        f.write("\n".join(S) + "\n")
+    print(f"bench: wrote {out}/scaling.md, scaling.svg, scaling.json")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller work (scale 0.2), 2 repetitions")
@@ -434,6 +515,8 @@ def main():
     ap.add_argument("--out", help="output folder (default scripts/bench/results, or results/quick)")
     ap.add_argument("--no-callgrind", action="store_true")
     ap.add_argument("--no-real", action="store_true", help="skip the real-program workloads")
+    ap.add_argument("--scaling", help="thread counts, e.g. 1,2,4,8,16: run only the threaded "
+                    "benchmarks at each and write scaling.md / scaling.svg")
     args = ap.parse_args()
     args.cmdline = "scripts/bench/bench.py " + " ".join(sys.argv[1:]) if len(sys.argv) > 1 else "scripts/bench/bench.py"
     args.reps = args.reps or (2 if args.quick else 5)
@@ -451,6 +534,13 @@ def main():
     build_progs(bindir)
     measure = os.path.join(bindir, "measure")
     work = tempfile.mkdtemp(prefix="xalloc-bench-")
+    if args.scaling:
+        try:
+            counts = [int(t) for t in args.scaling.split(",")]
+            run_scaling(args, allocs, counts, scale, bindir, measure, work, out)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     t_start = time.time()
     try:
         benches = benchmarks(args.threads, scale, args.quick)
