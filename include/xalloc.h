@@ -64,8 +64,8 @@ void *xa_aligned_alloc(size_t align, size_t size);
 size_t xa_usable_size(const void *p);
 
 // 1 if `p` is the start of a live block of this allocator, else 0. Never aborts. A small
-// block whose slab belongs to another thread and that some thread other than that owner
-// freed may still count as live until the owner collects it.
+// block whose slab belongs to another thread and that a third thread freed may still count
+// as live while it waits in that thread's hot list or until the owner collects it.
 int xa_owns(const void *p);
 
 // Return free memory to the system now. Returns 1 if anything was released.

@@ -2,10 +2,17 @@
 # Instructions per malloc+free pair, counted with callgrind (deterministic), for xalloc and any
 # other allocator libraries given as arguments ("glibc" means no preload).
 # Usage: scripts/fastpath-count.sh [sizes...] -- [glibc|/path/lib.so ...]
+#
+# Each cell is "pair/inside": `pair` is the whole loop iteration of scripts/fastpath.c (malloc,
+# free, the calls, the loop), `inside` the same less the loop's own instructions in `main`, i.e.
+# what malloc and free execute (PLT stubs included). Both are differences of two runs (100 000
+# and 300 000 pairs), so start-up costs cancel. scripts/bench/bench.py reads this output.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
-command -v valgrind >/dev/null || { echo "valgrind is required (apt-get install valgrind)" >&2; exit 1; }
+for tool in valgrind callgrind_annotate; do
+  command -v $tool >/dev/null || { echo "$tool is required (apt-get install valgrind)" >&2; exit 1; }
+done
 sizes=(16 64 256 4096)
 libs=(glibc "$root/target/release/libxalloc.so")
 if [ $# -gt 0 ]; then
@@ -14,18 +21,21 @@ if [ $# -gt 0 ]; then
 fi
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 gcc -O2 -fno-builtin -o "$tmp/fastpath" "$here/fastpath.c"
-count() { # lib size n
-  local pre=()
+count() { # lib size n -> "total main-self"
+  local pre=() total
   [ "$1" = glibc ] || pre=(env LD_PRELOAD="$1")
-  "${pre[@]}" valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.out" "$tmp/fastpath" "$2" "$3" 2>&1 \
-    | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+  total=$("${pre[@]}" valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.out" "$tmp/fastpath" "$2" "$3" 2>&1 \
+    | sed -n 's/.*Collected : \([0-9]*\).*/\1/p')
+  echo "$total $(callgrind_annotate "$tmp/cg.out" | awk '/:main \[.*fastpath\]/ { gsub(",", "", $1); print $1; exit }')"
 }
-printf '%-40s' allocator; for s in "${sizes[@]}"; do printf '%8s' "${s}B"; done; echo
+printf '%-32s' allocator; for s in "${sizes[@]}"; do printf '%12s' "${s}B"; done; echo
 for lib in "${libs[@]}"; do
-  printf '%-40s' "$(basename "$lib")"
+  printf '%-32s' "$(basename "$lib")"
   for s in "${sizes[@]}"; do
-    a=$(count "$lib" "$s" 100000); b=$(count "$lib" "$s" 300000)
-    printf '%8s' "$(( (b - a) / 200000 ))"
+    read -r a ma < <(count "$lib" "$s" 100000)
+    read -r b mb < <(count "$lib" "$s" 300000)
+    pair=$(( (b - a) / 200000 )); loop=$(( (mb - ma) / 200000 ))
+    printf '%12s' "$pair/$((pair - loop))"
   done
   echo
 done

@@ -119,13 +119,12 @@ static IN_USE_PAGES: AtomicUsize = AtomicUsize::new(0);
 /// The most pages ever handed out at once (under PAGE_LOCK).
 static PEAK_IN_USE_PAGES: AtomicUsize = AtomicUsize::new(0);
 
-/// Find the span owning `addr`, or null if `addr` is not inside a run of one of our arenas.
-/// About 8 instructions: a shift, a bounds test, two dependent loads.
+/// The registered arena holding `addr`, or null: a shift, a bounds test, a load.
 #[inline(always)]
-pub fn span_of(addr: usize) -> *mut Span {
+fn arena_of(addr: usize) -> *mut Arena {
     let mut slot = addr;
     // The shift is opaque to the optimiser on purpose: seeing `(addr >> 26) < 2^21` it tests
-    // `addr >> 47` and then shifts again, two instructions more on every `free`.
+    // `addr >> 47` and then shifts again, an instruction more on every `free`.
     // SAFETY: a register shift; no memory, no stack, no flags anyone reads.
     unsafe {
         core::arch::asm!("shr {0}, {s}", inout(reg) slot, s = const ARENA_SHIFT,
@@ -135,7 +134,14 @@ pub fn span_of(addr: usize) -> *mut Span {
         return ptr::null_mut();
     }
     // SAFETY: slot < REGISTRY_SLOTS.
-    let arena = unsafe { REGISTRY.get_unchecked(slot) }.load(Ordering::Relaxed);
+    unsafe { REGISTRY.get_unchecked(slot) }.load(Ordering::Relaxed)
+}
+
+/// Find the span owning `addr`, or null if `addr` is not inside a run of one of our arenas.
+/// About 8 instructions: a shift, a bounds test, two dependent loads.
+#[inline(always)]
+pub fn span_of(addr: usize) -> *mut Span {
+    let arena = arena_of(addr);
     if arena.is_null() {
         return ptr::null_mut();
     }
@@ -148,11 +154,7 @@ pub fn span_of(addr: usize) -> *mut Span {
 /// in the page map, which may still hold the freed-run marker there from an earlier run).
 /// Scans the page map backwards for the run's head: for error reports only.
 pub fn inside_live_large(addr: usize) -> bool {
-    let slot = addr >> ARENA_SHIFT;
-    if slot >= REGISTRY_SLOTS {
-        return false;
-    }
-    let arena = REGISTRY[slot].load(Ordering::Relaxed);
+    let arena = arena_of(addr);
     if arena.is_null() {
         return false;
     }

@@ -97,8 +97,8 @@ pub unsafe extern "C" fn xa_usable_size(p: *const c_void) -> usize {
 }
 
 /// 1 if `p` is the start of a live block of this allocator, else 0. Never aborts. A small
-/// block whose slab belongs to another thread and that some thread other than that owner
-/// freed may still count as live until the owner collects it.
+/// block whose slab belongs to another thread and that a third thread freed may still count
+/// as live while it waits in that thread's hot list or until the owner collects it.
 #[unsafe(no_mangle)]
 pub extern "C" fn xa_owns(p: *const c_void) -> c_int {
     alloc::owns(p as *const u8) as c_int

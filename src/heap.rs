@@ -531,23 +531,11 @@ impl Heap {
     /// heap.
     fn flush_hot(&mut self, me: *mut Heap) {
         for (c, &limit) in HOT_LIMIT.iter().enumerate() {
-            let mut b = self.hot[c];
+            let list = self.hot[c];
             self.hot[c] = ptr::null_mut();
             self.hot_room[c] = limit;
-            while !b.is_null() {
-                // SAFETY: hot blocks are live block starts of slabs (type invariant).
-                let next = unsafe { (*b).next };
-                let s = buddy::span_of(b as usize);
-                // SAFETY: s is b's slab: ours, or another heap's, whose owner gets it back.
-                unsafe {
-                    if (*s).owner() == me {
-                        self.free_local(s, b);
-                    } else {
-                        remote_free(s, b);
-                    }
-                }
-                b = next;
-            }
+            // SAFETY: hot blocks are live blocks this thread gave up (type invariant).
+            unsafe { self.take_blocks(me, list) };
         }
     }
 
@@ -923,21 +911,62 @@ pub unsafe fn free_small(s: *mut Span, p: *mut u8) {
             if b == head {
                 return double_free(p);
             }
-            // Decrement first (undone in `free_to_slab`): a `dec` and a sign test here.
-            let room = (*h).hot_room.get_unchecked_mut(c);
-            *room -= 1;
-            if *room < 0 {
+            if !hot_push(h, c, head, b) {
                 return free_to_slab(h, s, b);
             }
-            (*b).next = head;
-            *(*h).hot.get_unchecked_mut(c) = b;
-            (*h).tick_countdown -= 1;
-            if (*h).tick_countdown == 0 {
-                return tick_now(h);
-            }
-            return;
+            return count_tick(h);
         }
         free_small_slow(s, b)
+    }
+}
+
+/// Push `b` (not the list's head) onto `h`'s hot list of class `c`, whose head is `head`, if
+/// there is room. The room count is decremented first, so the fast path pays a `dec` and a
+/// sign test; when the list was full this returns false with the count one below zero, and
+/// the caller restores it with [`hot_unpush`] (kept off the fast path, where restoring in
+/// place cost three instructions per pair).
+///
+/// # Safety
+/// `h` is the calling thread's own heap; `b` a live block start of class `c` that the caller
+/// gives up.
+#[inline(always)]
+unsafe fn hot_push(h: *mut Heap, c: SizeClass, head: *mut Block, b: *mut Block) -> bool {
+    // SAFETY: forwarded contract; c < NUM_CLASSES.
+    unsafe {
+        let room = (*h).hot_room.get_unchecked_mut(c);
+        *room -= 1;
+        if *room < 0 {
+            return false;
+        }
+        (*b).next = head;
+        *(*h).hot.get_unchecked_mut(c) = b;
+    }
+    true
+}
+
+/// Undo the decrement of a [`hot_push`] that returned false.
+///
+/// # Safety
+/// As for [`hot_push`].
+#[inline(always)]
+unsafe fn hot_unpush(h: *mut Heap, c: SizeClass) {
+    // SAFETY: forwarded contract; c < NUM_CLASSES.
+    unsafe { *(*h).hot_room.get_unchecked_mut(c) += 1 };
+}
+
+/// Count one free that a program can repeat without reaching a slow path; every
+/// [`TICK_EVERY`] of them, run [`tick_now`].
+///
+/// # Safety
+/// `h` is the calling thread's own heap.
+#[inline(always)]
+unsafe fn count_tick(h: *mut Heap) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        (*h).tick_countdown -= 1;
+        if (*h).tick_countdown == 0 {
+            tick_now(h);
+        }
     }
 }
 
@@ -945,13 +974,13 @@ pub unsafe fn free_small(s: *mut Span, p: *mut u8) {
 ///
 /// # Safety
 /// `h` is the calling thread's heap, which owns slab `s`; `b` is a live block start of `s`;
-/// `free_small` decremented `hot_room` of the class below zero.
+/// a [`hot_push`] of `b` just returned false.
 #[inline(never)]
 unsafe fn free_to_slab(h: *mut Heap, s: *mut Span, b: *mut Block) {
     // SAFETY: forwarded contract.
     unsafe {
         let c = (*s).class as usize;
-        *(*h).hot_room.get_unchecked_mut(c) += 1;
+        hot_unpush(h, c);
         let lf = (*s).local_free;
         if b == lf {
             return double_free(b as *mut u8);
@@ -964,10 +993,7 @@ unsafe fn free_to_slab(h: *mut Heap, s: *mut Span, b: *mut Block) {
                 return (*h).after_free(s);
             }
             // An empty slab that is its class's current one stays, ready for the next malloc.
-            (*h).tick_countdown -= 1;
-            if (*h).tick_countdown == 0 {
-                tick_now(h);
-            }
+            count_tick(h);
         }
     }
 }
@@ -1023,13 +1049,10 @@ unsafe fn free_small_slow(s: *mut Span, b: *mut Block) {
                 if b == head {
                     return double_free(b as *mut u8);
                 }
-                let room = (*h).hot_room.get_unchecked_mut(c);
-                if *room > 0 {
-                    *room -= 1;
-                    (*b).next = head;
-                    *(*h).hot.get_unchecked_mut(c) = b;
+                if hot_push(h, c, head, b) {
                     return;
                 }
+                hot_unpush(h, c);
             }
             remote_free(s, b)
         }

@@ -159,41 +159,23 @@ def run_once(measure, argv, lib, extra_env, cwd):
     return {"wall": float(wall), "cpu": float(cpu), "rss_kb": int(rss), "extra": extra}
 
 
-def fastpath_counts(allocs, sizes, work):
-    """Instructions per malloc+free pair under callgrind: (pair in the loop, inside the allocator)."""
+def fastpath_counts(allocs, sizes):
+    """Instructions per malloc+free pair from scripts/fastpath-count.sh: (pair in the loop,
+    inside the allocator) per allocator and size."""
     if not shutil.which("valgrind"):
         print("bench: valgrind missing, no instruction counts", flush=True)
         return {}
-    exe = os.path.join(work, "fastpath")
-    subprocess.run(["gcc", "-O2", "-fno-builtin", "-o", exe, os.path.join(ROOT, "scripts", "fastpath.c")], check=True)
-
-    def count(lib, size, n):
-        env = dict(os.environ)
-        env.pop("LD_PRELOAD", None)
-        if lib:
-            env["LD_PRELOAD"] = lib
-        cg = os.path.join(work, "cg.out")
-        r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + cg, exe, str(size), str(n)],
-                           env=env, capture_output=True, text=True)
-        total = int(re.search(r"Collected : (\d+)", r.stderr).group(1))
-        ann = subprocess.run(["callgrind_annotate", cg], capture_output=True, text=True).stdout
-        main = 0
-        for line in ann.splitlines():
-            if re.search(r":main \[.*/fastpath\]", line):
-                main = int(line.split()[0].replace(",", ""))
-        return total, main
-
+    libs = [ALLOCATORS[a][0] or "glibc" for a in allocs]
+    out = subprocess.run([os.path.join(ROOT, "scripts", "fastpath-count.sh"), *map(str, sizes), "--", *libs],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
     res = {}
-    for a in allocs:
+    for a, line in zip(allocs, out[1:]):
+        cells = line.split()[1:]
         res[a] = {}
-        for size in sizes:
-            t1, m1 = count(ALLOCATORS[a][0], size, 100000)
-            t2, m2 = count(ALLOCATORS[a][0], size, 300000)
-            pair = (t2 - t1) / 200000
-            loop = (m2 - m1) / 200000
-            res[a][size] = {"pair": round(pair, 1), "inside": round(pair - loop, 1)}
-        print(f"  {a:9} " + " ".join(f"{s}B:{res[a][s]['pair']:.0f}/{res[a][s]['inside']:.0f}" for s in sizes),
-              flush=True)
+        for size, cell in zip(sizes, cells):
+            pair, inside = cell.split("/")
+            res[a][size] = {"pair": float(pair), "inside": float(inside)}
+        print(f"  {a:9} " + " ".join(f"{s}B:{c}" for s, c in zip(sizes, cells)), flush=True)
     return res
 
 
@@ -567,7 +549,7 @@ def main():
         fp = {}
         if not args.no_callgrind:
             print("instructions per malloc+free pair (pair/inside):", flush=True)
-            fp = fastpath_counts(allocs, [16, 64, 256, 4096], work)
+            fp = fastpath_counts(allocs, [16, 64, 256, 4096])
         elapsed = time.time() - t_start
         info = machine_info(allocs)
         med = summarize(raw, allocs)
