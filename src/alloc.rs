@@ -1,23 +1,28 @@
-//! L5: size → path dispatch (small slabs / medium page runs / huge mappings), and
-//! `free(ptr)` → owner through the page map, with the C library's semantics for errors.
+//! L13: the C library's semantics over the three tiers — size → tier for `malloc`, and
+//! `free(ptr)` → page map → span kind → tier.
+//!
+//! Tiers: small blocks (at most [`SLAB_LIMIT`]) from the calling thread's slabs
+//! ([`crate::thread`] over [`crate::heap`]); medium blocks (page runs up to [`MEDIUM_LIMIT`],
+//! [`crate::medium`]); huge blocks (their own mappings, [`crate::huge`]).
 //!
 //! Every function here sets `errno = ENOMEM` when it returns null for lack of memory and never
 //! changes `errno` otherwise.
 
-use crate::buddy::{self, MAX_RUN_PAGES, span_of};
 use crate::debug::misuse;
-use crate::heap;
+use crate::heap::Heap;
 use crate::huge;
-use crate::os::{self, PAGE, PAGE_SHIFT};
-use crate::size_class::{CLASS_SIZE, SLAB_LIMIT, class_of};
-use crate::slab::{Kind, LARGE_OWNER, Span};
+use crate::medium::{self, MEDIUM_LIMIT};
+use crate::os::{self, PAGE};
+use crate::pagemap;
+use crate::purge;
+use crate::size_class::{SLAB_LIMIT, class_of};
+use crate::span::{Kind, Span};
+use crate::thread;
+use crate::tls;
 use core::ptr;
-use core::sync::atomic::Ordering;
 
 /// Largest request we accept (glibc ≥ 2.30 fails anything above `PTRDIFF_MAX`).
 pub const MAX_REQUEST: usize = isize::MAX as usize;
-/// Largest request served from the buddy; larger ones are mapped directly.
-pub const MAX_RUN_BYTES: usize = MAX_RUN_PAGES * PAGE;
 
 #[cold]
 fn enomem() -> *mut u8 {
@@ -25,11 +30,11 @@ fn enomem() -> *mut u8 {
     ptr::null_mut()
 }
 
-/// `malloc`. Fast path: a class lookup and a pop from the thread's slab.
+/// `malloc`. Fast path: a class lookup, then the thread's hot list or current slab.
 #[inline(always)]
 pub fn malloc(size: usize) -> *mut u8 {
     if size <= SLAB_LIMIT {
-        return heap::alloc_small(class_of(size));
+        return thread::alloc_small(class_of(size));
     }
     malloc_big(size, PAGE).0
 }
@@ -42,43 +47,11 @@ fn malloc_big(size: usize, align: usize) -> (*mut u8, bool) {
     if size > MAX_REQUEST {
         return (enomem(), false);
     }
-    let pages = size.div_ceil(PAGE).max(1);
-    let align_pages = align >> PAGE_SHIFT;
-    if pages <= MAX_RUN_PAGES && align_pages <= MAX_RUN_PAGES {
-        let min_order = (align_pages.trailing_zeros() as usize).max(2);
-        let Some(run) = buddy::alloc_pages(pages, min_order) else {
-            return (enomem(), false);
+    if size <= MEDIUM_LIMIT && align <= MEDIUM_LIMIT {
+        return match medium::alloc(size, align) {
+            Some(r) => r,
+            None => (enomem(), false),
         };
-        // SAFETY: the run and its span header are ours.
-        unsafe {
-            let arena = &mut *run.arena;
-            let s = arena.span_at(run.idx);
-            let span = &mut *s;
-            span.free = ptr::null_mut();
-            span.local_free = ptr::null_mut();
-            span.used = 1;
-            span.block_size = 0;
-            span.class = 0;
-            span.kind = Kind::Large;
-            span.zeroed = run.zeroed;
-            span.capacity = 1;
-            span.reserved = 1;
-            span.pages = pages as u32;
-            span.start = run.addr() as *mut u8;
-            // off * 1 < 1 only for off == 0: the run's first byte is its one block start.
-            span.div_magic = 1;
-            span.start_limit = 1;
-            span.idx = run.idx as u32;
-            span.arena = run.arena;
-            span.heap.store(LARGE_OWNER, Ordering::Release);
-            // Only the first page: the one block of a large span starts there, and every
-            // lookup of a live block is a lookup of its start. (Mapping all the pages of a
-            // 16 MiB run cost 4096 stores on malloc and again on free.) The other pages keep
-            // null or the freed-run marker; `free_bad` tells an interior pointer from a
-            // double free by looking for the live run around it.
-            arena.map_pages(run.idx, 1, s);
-            return (span.start, run.zeroed);
-        }
     }
     let p = huge::alloc(size, align);
     if p.is_null() {
@@ -87,7 +60,9 @@ fn malloc_big(size: usize, align: usize) -> (*mut u8, bool) {
     (p, true)
 }
 
-/// `free`. Fast path: page-map lookup, block-start check, owner check, push.
+/// `free`: page map → span kind → tier. Fast path (a slab of the calling thread's heap): the
+/// page-map lookup, the block-start check, one compare of the slab's owner word with the
+/// thread's heap (medium spans and slabs on their heap's full list never match), a push.
 ///
 /// # Safety
 /// `p` is null or a pointer the program got from this allocator and has not freed; anything
@@ -95,7 +70,7 @@ fn malloc_big(size: usize, align: usize) -> (*mut u8, bool) {
 #[inline(always)]
 pub unsafe fn free(p: *mut u8) {
     // Null needs no test here: no arena covers address 0, so it takes the cold path below.
-    let s = span_of(p as usize);
+    let s = pagemap::span_of(p as usize);
     if s.is_null() {
         return free_unmapped(p);
     }
@@ -103,10 +78,34 @@ pub unsafe fn free(p: *mut u8) {
     if !unsafe { (*s).is_block_start(p as usize) } {
         return free_rejected(s, p);
     }
-    // SAFETY: s is a slab or large span and p a block start of it.
-    unsafe { heap::free_small(s, p) }
+    let h = tls::heap();
+    // SAFETY: s is a valid span header.
+    if unsafe { (*s).owner_word() } == h.cast() {
+        // SAFETY: h owns slab s (not on its full list) and p is a block start of it.
+        return unsafe { Heap::free_own(h, s, p) };
+    }
+    // SAFETY: s is a live slab or medium span and p its block start.
+    unsafe { free_by_kind(s, p) }
 }
 
+/// The rest of `free` for a live block: a medium block, or a slab block that is not on a
+/// non-full slab of the calling thread.
+///
+/// # Safety
+/// `s` is a live slab or medium span and `p` a block start of it.
+#[cold]
+#[inline(never)]
+unsafe fn free_by_kind(s: *mut Span, p: *mut u8) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        match (*s).kind() {
+            Kind::Medium => medium::free(s),
+            _ => thread::free_foreign(s, p),
+        }
+    }
+}
+
+/// `free` of a pointer outside every arena: null, a huge block, or not ours.
 #[cold]
 #[inline(never)]
 fn free_unmapped(p: *mut u8) {
@@ -131,7 +130,7 @@ fn free_rejected(s: *mut Span, p: *mut u8) {
 #[inline(never)]
 fn free_bad(s: *mut Span, p: *mut u8, call: &str) -> ! {
     // SAFETY: s is a valid span header.
-    if unsafe { (*s).kind } == Kind::Unused && !buddy::inside_live_large(p as usize) {
+    if unsafe { (*s).kind() } == Kind::Unused && !pagemap::inside_live_medium(p as usize) {
         misuse(call, "double free", p as usize)
     }
     misuse(call, "invalid pointer", p as usize)
@@ -139,7 +138,7 @@ fn free_bad(s: *mut Span, p: *mut u8, call: &str) -> ! {
 
 /// The usable size of block `p`; aborts naming `call` if `p` is not a live block of ours.
 fn usable_or_die(p: *mut u8, call: &str) -> usize {
-    let s = span_of(p as usize);
+    let s = pagemap::span_of(p as usize);
     if s.is_null() {
         return match huge::usable_size(p) {
             Some(n) => n,
@@ -151,9 +150,9 @@ fn usable_or_die(p: *mut u8, call: &str) -> usize {
     if !span.is_block_start(p as usize) {
         free_bad(s, p, call);
     }
-    match span.kind {
+    match span.kind() {
         Kind::Slab => span.block_size(),
-        _ => span.pages as usize * PAGE,
+        _ => medium::usable_size(span),
     }
 }
 
@@ -171,41 +170,34 @@ pub fn owns(p: *const u8) -> bool {
     if p.is_null() {
         return false;
     }
-    let s = span_of(p as usize);
+    let s = pagemap::span_of(p as usize);
     if s.is_null() {
         return huge::usable_size(p as *mut u8).is_some();
     }
     // SAFETY: valid span header.
     let span = unsafe { &*s };
-    if span.kind == Kind::Unused || !span.is_block_start(p as usize) {
+    if span.kind() == Kind::Unused || !span.is_block_start(p as usize) {
         return false;
     }
+    if span.kind() != Kind::Slab {
+        return true;
+    }
     // A block this thread freed into its hot list is free, whoever owns its slab.
-    if span.kind == Kind::Slab && heap::hot_holds(p, span.class as usize) {
+    if thread::hot_holds(p, span.class()) {
         return false;
     }
     // A block of a slab this thread owns is live unless it sits on the slab's free lists or on
     // our remote stack. A block of a slab another thread owns counts as live until that owner
     // collects it.
-    let me = heap::tls_heap();
-    if span.kind == Kind::Slab && span.owner() == me {
+    let me = tls::heap().cast();
+    if span.owner() == me {
         // Take in the blocks other threads freed to us first (this may even release the slab).
-        heap::collect_remote_current();
-        if span.kind != Kind::Slab || span.owner() != me {
+        thread::collect_remote_current();
+        if span.kind() != Kind::Slab || span.owner() != me {
             return false;
         }
-        if (span.capacity as usize) * span.block_size() <= (p as usize - span.start as usize) {
-            return false;
-        }
-        for mut b in [span.free, span.local_free] {
-            while !b.is_null() {
-                if b as *const u8 == p {
-                    return false;
-                }
-                // SAFETY: blocks on our own slab's lists are valid.
-                b = unsafe { (*b).next };
-            }
-        }
+        // SAFETY: we own the slab.
+        return !unsafe { span.holds_free(p) };
     }
     true
 }
@@ -213,7 +205,7 @@ pub fn owns(p: *const u8) -> bool {
 /// `calloc` for an already-multiplied size.
 pub fn calloc(total: usize) -> *mut u8 {
     if total <= SLAB_LIMIT {
-        let p = heap::alloc_small(class_of(total));
+        let p = thread::alloc_small(class_of(total));
         if !p.is_null() {
             // SAFETY: p holds at least `total` bytes.
             unsafe { ptr::write_bytes(p, 0, total) };
@@ -239,10 +231,10 @@ pub fn aligned(align: usize, size: usize) -> *mut u8 {
     if size <= SLAB_LIMIT && align <= SLAB_LIMIT {
         let n = size.max(1).next_multiple_of(align);
         let mut c = class_of(n);
-        if CLASS_SIZE[c] as usize % align != 0 {
+        if c.size() % align != 0 {
             c = class_of(n.next_power_of_two());
         }
-        let p = heap::alloc_small(c);
+        let p = thread::alloc_small(c);
         xa_assert!(p as usize % align == 0);
         return p;
     }
@@ -267,70 +259,45 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
         let _ = usable_or_die(p, "realloc");
         return enomem();
     }
-    let s = span_of(p as usize);
+    let s = pagemap::span_of(p as usize);
     let old = if s.is_null() {
         let Some(old) = huge::usable_size(p) else {
             misuse("realloc", "invalid pointer", p as usize)
         };
-        if size > MAX_RUN_BYTES {
+        if size > MEDIUM_LIMIT {
             let q = huge::resize(p, size);
             return if q.is_null() { enomem() } else { q };
         }
         old
     } else {
         // SAFETY: valid span header.
-        let span = unsafe { &mut *s };
+        let span = unsafe { &*s };
         if !span.is_block_start(p as usize) {
             free_bad(s, p, "realloc");
         }
-        match span.kind {
+        match span.kind() {
             Kind::Slab => {
-                // The block this thread freed last is in its hot slot or on top of its slab's
-                // local list.
-                if (span.local_free as *mut u8 == p && span.owner() == heap::tls_heap())
-                    || heap::hot_holds(p, span.class as usize)
+                // The block this thread freed last is in its hot list or on top of its
+                // slab's local list.
+                if (span.local_head() as *mut u8 == p && span.owner() == tls::heap().cast())
+                    || thread::hot_holds(p, span.class())
                 {
                     misuse("realloc", "double free", p as usize);
                 }
                 let bs = span.block_size();
-                if size <= bs && (size > bs / 2 || class_of(size) == span.class as usize) {
+                if size <= bs && (size > bs / 2 || class_of(size) == span.class()) {
                     return p;
                 }
                 bs
             }
             _ => {
-                let have = span.pages as usize * PAGE;
-                if size > SLAB_LIMIT && size <= have {
-                    let keep = size.div_ceil(PAGE);
-                    let drop = span.pages as usize - keep;
-                    if drop > 0 {
-                        // Give the tail back in place.
-                        let idx = span.idx as usize + keep;
-                        // SAFETY: the tail pages belong to this live run (and are not in the
-                        // page map: a large run maps only its first page).
-                        unsafe {
-                            span.pages = keep as u32;
-                            buddy::free_pages(span.arena, idx, drop);
-                        }
-                    }
-                    return p;
-                }
-                if size > have && size <= MAX_RUN_BYTES {
-                    let want = size.div_ceil(PAGE);
-                    // SAFETY: the run is a live run of ours.
-                    if unsafe {
-                        buddy::extend_pages(
-                            span.arena,
-                            span.idx as usize,
-                            span.pages as usize,
-                            want,
-                        )
-                    } {
-                        span.pages = want as u32;
+                if size > SLAB_LIMIT && size <= MEDIUM_LIMIT {
+                    // SAFETY: a live medium block of the caller's.
+                    if unsafe { medium::resize_in_place(span, size) } {
                         return p;
                     }
                 }
-                have
+                medium::usable_size(span)
             }
         }
     };
@@ -349,6 +316,6 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
 /// `malloc_trim`: release what the calling thread's heap and the arenas can. Returns whether
 /// any memory was released.
 pub fn trim() -> bool {
-    heap::trim_current();
-    buddy::purge_all() > 0
+    thread::trim_current();
+    purge::purge_all() > 0
 }

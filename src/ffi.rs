@@ -1,4 +1,4 @@
-//! L6: the only `#[no_mangle]` exports — the glibc malloc family and our own `xa_*` API.
+//! L14: the only `#[no_mangle]` exports — the glibc malloc family and our own `xa_*` API.
 //!
 //! Each export checks its arguments, applies glibc 2.36's rules (errno, overflow, alignment,
 //! `malloc(0)`, `realloc(p, 0)`), and makes one call into [`crate::alloc`]. The standard names
@@ -124,7 +124,7 @@ pub unsafe extern "C" fn xa_stats(out: *mut XaStats) -> c_int {
         arena_bytes: s.arena_bytes,
         in_use: s.in_use(),
         small_in_use: s.small_in_use,
-        medium_in_use: s.large_in_use,
+        medium_in_use: s.medium_in_use,
         huge_in_use: s.huge_in_use,
         slab_free: s.slab_free,
         free_pages: s.free_pages,
@@ -141,7 +141,7 @@ pub unsafe extern "C" fn xa_stats(out: *mut XaStats) -> c_int {
 /// message on a violation. Returns 0. For tests and debugging (it is slow).
 #[unsafe(no_mangle)]
 pub extern "C" fn xa_check_heap() -> c_int {
-    crate::heap::check_current();
+    crate::thread::check_current();
     0
 }
 
@@ -184,7 +184,7 @@ fn mallinfo2_now() -> MallInfo2 {
     let s = stats::snapshot();
     MallInfo2 {
         // Bytes obtained for the non-mmapped part: our arenas' pages in use or free.
-        arena: s.small_in_use + s.slab_free + s.large_in_use + s.free_pages,
+        arena: s.small_in_use + s.slab_free + s.medium_in_use + s.free_pages,
         ordblks: 0,
         smblks: 0,
         hblks: s.huge_count,
@@ -288,7 +288,7 @@ fn malloc_info_impl(options: c_int, fp: *mut libc::FILE) -> c_int {
     for part in [l.as_bytes(), l2.as_bytes()] {
         // SAFETY: fp is the program's open stream; fwrite may allocate through us, and we hold
         // no lock here.
-        unsafe { libc::fwrite(part.as_ptr() as *const c_void, 1, part.len(), fp) };
+        unsafe { os::fwrite(fp, part) };
     }
     0
 }

@@ -2,37 +2,60 @@
 //!
 //! # Architecture
 //!
+//! Each module uses only modules of lower layers: never one of its own layer, never one above.
+//! `tests/layers.rs` reads the table below and every `crate::` path under `src/`, and fails on
+//! an import that breaks the rule (the crate root, this file, sits above everything).
+//!
 //! ```text
-//!   ffi        L6  #[no_mangle] exports: glibc names (feature "override") and xa_* API
-//!    |
-//!   alloc      L5  size -> path: small (slab) / medium (page run) / huge (mmap); free(ptr) -> owner
-//!    |
-//!   heap       L4  per-thread heaps: initial-exec TLS pointer, slab queues, remote-free stacks,
-//!    |             thread exit (pthread key), adoption of abandoned heaps, fork handlers
-//!   slab, huge L3  span headers and slab block lists; direct mappings above 32 MiB
-//!   size_class L3  the 56 size classes (16 B .. 32 KiB)
-//!    |
-//!   buddy      L2  64 MiB arenas, page map (address -> span), binary buddy over pages, purge
-//!    |
-//!   config, stats, sync, debug   L1  options, statistics, futex lock, fatal errors
-//!    |
-//!   os         L0  the only module that calls libc / the kernel
+//! layer | modules                 | what
+//! L14   | ffi                     | #[no_mangle] exports: glibc names (feature "override"), xa_* API
+//! L13   | alloc stats             | C semantics, size -> tier, free -> page map -> kind -> tier; statistics
+//! L12   | thread                  | a thread's heap from first malloc to exit; small-block entry points
+//! L11   | fork                    | fork handlers: every lock, orphaned heaps in the child
+//! L10   | tls registry            | the TLS heap slot; all / abandoned / free heaps, the global heap
+//! L9    | heap                    | one heap: hot lists, class queues, remote stack, fast and slow paths
+//! L8    | slab medium huge        | the tiers: slabs from page runs, medium runs, huge mappings
+//! L7    | pages                   | the page allocator: runs of pages under PAGE_LOCK
+//! L6    | pagemap purge           | address -> span, "not ours"; the purge policy
+//! L5    | arena span_list         | 64 MiB arenas and their header, the arena list; lists of spans
+//! L4    | span                    | the header of a run, and a slab's block lists
+//! L3    | size_class bitmap buddy | class tables; page bitmaps; buddy arithmetic over page indices
+//! L2    | sync config             | the futex lock; XALLOC_* options
+//! L1    | debug                   | fatal errors, misuse reports, assertions, no allocation
+//! L0    | os                      | the only module that calls libc or the kernel
 //! ```
 //!
-//! Each layer uses only the layers below it.
+//! # The two data paths
+//!
+//! `malloc(n)`: `ffi` → `alloc::malloc` → for `n <= 32 KiB`: `size_class::class_of` →
+//! `thread::alloc_small` (`tls::heap`) → `heap::Heap::alloc_fast` (hot list, else
+//! `span::Span::pop` / `pop_local` on the current slab); on a miss `thread::alloc_small_slow` →
+//! `heap::Heap::alloc_from_queues` / `registry::adopt_into` / `heap::Heap::alloc_from_new_slab`
+//! → `slab::create` → `pages::alloc_run` (`arena::Arena::alloc_run` → `buddy::Buddy::take`) and
+//! `pagemap::map_run`. Larger: `medium::alloc` → `pages::alloc_run`, or `huge::alloc` →
+//! `os::map`.
+//!
+//! `free(p)`: `ffi` → `alloc::free` → `pagemap::span_of` (null: `huge::free`, else "invalid
+//! pointer") → `span::Span::is_block_start` (no: "invalid pointer" / "double free") → owner word
+//! equal to `tls::heap()`: `heap::Heap::free_own` (hot list, else `span::Span::push_local`;
+//! an emptied slab → `slab::release` → `pages::free_run` → `purge`); otherwise
+//! `alloc::free_by_kind` → `medium::free` → `pages::free_run`, or `thread::free_foreign` (own
+//! full slab: `heap::Heap::free_local`; another heap's: `heap::Heap::keep_foreign` or
+//! `heap::remote_free`).
 //!
 //! # Lock order
 //!
 //! A thread holding lock *n* may only take locks numbered above *n*. None of these is held
 //! while calling anything that can allocate.
 //!
-//! 1. `heap::GLOBAL_LOCK` — the global heap that serves threads after their exit destructor.
-//!    Malloc path: only for such threads.
-//! 2. `heap::HEAPS_LOCK` — the lists of all, abandoned and free heaps. Malloc path: thread
+//! 1. `registry::GLOBAL_LOCK` — the global heap that serves threads after their exit
+//!    destructor. Malloc path: only for such threads.
+//! 2. `registry::HEAPS_LOCK` — the lists of all, abandoned and free heaps. Malloc path: thread
 //!    start, thread exit, adoption.
-//! 3. `buddy::PAGE_LOCK` — every arena's buddy state. Malloc path: slab refills (once per slab),
-//!    medium blocks, purging; on `free`: a slab emptied (or, every 256 frees that empty a
-//!    current slab, the purge clock).
+//! 3. `arena::PAGE_LOCK` — every arena's buddy state, the arena list and page counters. Malloc
+//!    path: slab refills (once per slab), medium blocks, purging; on `free`: a slab emptied,
+//!    a medium block, or (every 256 frees into a hot list or that empty a current slab, or on
+//!    a slab refill) a purge clock that says an epoch is over.
 //! 4. `huge::HUGE_LOCK` — the huge-block table. Malloc path: huge blocks, and `free` of
 //!    pointers outside every arena.
 //!
@@ -43,28 +66,50 @@
 //! - *arena*: 64 MiB of address space aligned to 64 MiB; its header holds the page map.
 //! - *page*: 4 KiB. *run*: consecutive pages handed out by the buddy. *order*: log2 of a
 //!   buddy block's page count.
-//! - *span*: the header of a run. *slab*: a span cut into blocks of one *class*.
+//! - *span*: the header of a run. *slab*: a span cut into blocks of one *class*. *medium
+//!   block*: a run holding one block (32 KiB to 32 MiB). *huge block*: its own mapping.
 //! - *block*: what `malloc` returns.
-//! - *heap*: a thread's set of slabs. *remote free*: a free by a thread that does not own the slab.
+//! - *heap*: a thread's set of slabs. *remote free*: a free by a thread that does not own the
+//!   slab. *hot list*: per class, the blocks a thread freed last, handed out first.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![deny(clippy::missing_safety_doc)]
 
 #[macro_use]
-pub mod debug;
-pub mod alloc;
-pub mod buddy;
-pub mod config;
+mod debug;
+mod alloc;
+mod arena;
+mod bitmap;
+mod buddy;
+mod config;
 pub mod ffi;
-pub mod heap;
-pub mod huge;
+mod fork;
+mod heap;
+mod huge;
+mod medium;
+#[doc(hidden)]
 pub mod opseq;
-pub mod os;
-pub mod size_class;
-pub mod slab;
-pub mod stats;
-pub mod sync;
+mod os;
+mod pagemap;
+mod pages;
+mod purge;
+mod registry;
+mod size_class;
+mod slab;
+mod span;
+mod span_list;
+mod stats;
+mod sync;
+mod thread;
+mod tls;
+
+/// Largest request served by a medium block (a page run); larger ones are mapped directly.
+pub use crate::medium::MEDIUM_LIMIT;
+/// Bytes in a page.
+pub use crate::os::PAGE;
+/// The size classes' block sizes, and how many there are.
+pub use crate::size_class::{CLASS_SIZE, NUM_CLASSES, SLAB_LIMIT};
 
 use core::alloc::{GlobalAlloc, Layout};
 

@@ -47,13 +47,12 @@
 //! Total live bytes stay under [`Config::max_live_bytes`]: an allocation that would exceed it
 //! is skipped (and counted in [`Summary::skipped`]), so every run stays memory-bounded.
 
-use crate::alloc::MAX_RUN_BYTES;
+use crate::MEDIUM_LIMIT as MAX_RUN_BYTES;
 use crate::ffi::{
     XaStats, xa_aligned_alloc, xa_calloc, xa_check_heap, xa_free, xa_malloc, xa_owns, xa_realloc,
     xa_stats, xa_trim, xa_usable_size,
 };
-use crate::os::PAGE;
-use crate::size_class::{CLASS_SIZE, NUM_CLASSES, SLAB_LIMIT};
+use crate::{CLASS_SIZE, NUM_CLASSES, PAGE, SLAB_LIMIT};
 use core::ffi::c_void;
 use core::fmt;
 use std::collections::BTreeMap;

@@ -1,9 +1,13 @@
-//! L0: the only module that calls the C library or the kernel.
+//! L0: the only module that calls the C library or the kernel (the others use `libc`'s types and
+//! constants only).
 //!
-//! Contract shared by every function here: arguments are page aligned where the name says so, no
-//! function allocates, none takes a lock, and none touches `errno` in a way its caller can see
+//! Contract shared by every function here: arguments are page aligned where the name says so,
+//! none takes a lock of the allocator's, and none touches `errno` in a way its caller can see
 //! (every system call here restores `errno`, so `free` never changes it; failures are reported
-//! by return value and the callers set `ENOMEM` themselves).
+//! by return value and the callers set `ENOMEM` themselves). The memory, clock, futex and
+//! `write` calls never allocate. The others are set-up and reporting calls that run only on
+//! cold paths and say so: [`atfork`], [`key_set`] and [`at_exit`] may call `malloc` (re-entering
+//! us), [`fwrite`] may too, and the stdio list functions take glibc's stdio lock.
 
 use core::ptr;
 
@@ -228,7 +232,24 @@ pub fn stdio_list_reset() {
     unsafe { _IO_list_resetlock() }
 }
 
-/// Register fork handlers.
+/// Run `f` at normal process exit (or when this library is unloaded). May allocate.
+pub fn at_exit(f: extern "C" fn()) {
+    // SAFETY: f is a plain function that lives as long as the program.
+    unsafe {
+        libc::atexit(f);
+    }
+}
+
+/// `fwrite` all of `buf` to the program's stream `fp`. May allocate (stdio buffers).
+///
+/// # Safety
+/// `fp` is an open stream.
+pub unsafe fn fwrite(fp: *mut libc::FILE, buf: &[u8]) {
+    // SAFETY: buf is readable for its length; fp is open per the contract.
+    unsafe { libc::fwrite(buf.as_ptr() as *const libc::c_void, 1, buf.len(), fp) };
+}
+
+/// Register fork handlers. May allocate.
 pub fn atfork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern "C" fn()) {
     // SAFETY: the handlers are plain functions that live as long as the program.
     unsafe {

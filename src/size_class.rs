@@ -22,8 +22,36 @@ pub const NUM_CLASSES: usize = 56;
 /// First class of the eight-per-doubling range (2304 bytes).
 const FINE_START: usize = 24;
 
-/// A size-class index in `0..NUM_CLASSES`.
-pub type SizeClass = usize;
+/// A size class: an index in `0..NUM_CLASSES` into [`CLASS_SIZE`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct SizeClass(u8);
+
+impl SizeClass {
+    /// Class number `i`; `i < NUM_CLASSES`.
+    #[inline(always)]
+    pub const fn new(i: usize) -> SizeClass {
+        debug_assert!(i < NUM_CLASSES);
+        SizeClass(i as u8)
+    }
+
+    /// The class number, for indexing per-class tables.
+    #[inline(always)]
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+
+    /// Block size of the class in bytes.
+    #[inline(always)]
+    pub const fn size(self) -> usize {
+        CLASS_SIZE[self.0 as usize] as usize
+    }
+
+    /// Pages in a slab of the class.
+    #[inline]
+    pub fn slab_pages(self) -> usize {
+        SLAB_PAGES[self.0 as usize] as usize
+    }
+}
 
 /// Block size of each class.
 pub const CLASS_SIZE: [u32; NUM_CLASSES] = build_sizes();
@@ -77,10 +105,10 @@ const fn build_class_table() -> [u8; TABLE_LEN] {
 pub fn class_of(size: usize) -> SizeClass {
     debug_assert!(size <= SLAB_LIMIT);
     // SAFETY: (size + 15) >> 4 <= SLAB_LIMIT / 16 < TABLE_LEN for size <= SLAB_LIMIT.
-    unsafe { *CLASS_TABLE.get_unchecked((size + 15) >> 4) as usize }
+    SizeClass(unsafe { *CLASS_TABLE.get_unchecked((size + 15) >> 4) })
 }
 
-/// Pages in a slab of class `c`: the smallest count of at least 8 pages (32 KiB) that holds at
+/// Pages in a slab of class number `c`: the smallest count of at least 8 pages (32 KiB) that holds at
 /// least 8 blocks (4 above 8 KiB) and wastes at most 1/16 of the slab at its tail.
 ///
 /// Bigger slabs mean fewer trips to the slow path when frees land at random (each slab gathers
@@ -88,7 +116,7 @@ pub fn class_of(size: usize) -> SizeClass {
 /// slabs took 91 -> 82 -> 76 M instructions on `larson -s 0.05` and 157 -> 150 -> 147 M on
 /// `churn -m uniform -s 0.05`, while the fragmentation benchmark's resident peak went 973 ->
 /// 1003 -> 1044 MB (blocks carve a page at a time, so only partly used slabs cost memory).
-pub const fn slab_pages(c: SizeClass) -> usize {
+pub const fn slab_pages(c: usize) -> usize {
     let bs = CLASS_SIZE[c] as usize;
     let min_blocks = if bs > 8192 { 4 } else { 8 };
     let mut n = 8;
@@ -136,7 +164,7 @@ mod tests {
     #[test]
     fn every_size_maps_to_the_smallest_fitting_class() {
         for size in 0..=SLAB_LIMIT {
-            let c = class_of(size);
+            let c = class_of(size).index();
             assert!(c < NUM_CLASSES);
             assert!(CLASS_SIZE[c] as usize >= size.max(1), "size {size}");
             if c > 0 {
@@ -148,13 +176,13 @@ mod tests {
     #[test]
     fn waste_bounds_hold() {
         for size in 129..=SLAB_LIMIT {
-            let bs = CLASS_SIZE[class_of(size)] as usize;
+            let bs = class_of(size).size();
             assert!((bs - size) * 5 < bs, "size {size} block {bs}");
             if size > 2048 {
                 assert!((bs - size) * 1000 < bs * 112, "size {size} block {bs}");
             }
         }
-        assert_eq!(CLASS_SIZE[class_of(4104)], 4608);
+        assert_eq!(class_of(4104).size(), 4608);
         assert_eq!(CLASS_SIZE[FINE_START], 2304);
     }
 
@@ -166,7 +194,7 @@ mod tests {
         for i in 0..steps {
             let x = 128.0 * (256.0f64).powf(i as f64 / steps as f64);
             let size = x as usize + 1;
-            let bs = CLASS_SIZE[class_of(size)] as f64;
+            let bs = class_of(size).size() as f64;
             sum += (bs - size as f64) / bs;
             n += 1;
         }

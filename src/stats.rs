@@ -1,12 +1,16 @@
-//! L1: statistics for `mallinfo2`, `malloc_stats` and `malloc_info`, computed on demand from
-//! the allocator's own state (no counters on the fast paths).
+//! L13: statistics for `xa_stats`, `mallinfo2`, `malloc_stats` and `malloc_info`, computed on
+//! demand from the layers below (no counters on the fast paths): span headers through their
+//! atomic fields, the page allocator's totals under its lock, the huge-block table, the heap
+//! registry. Sitting on top, it reads what it counts; nothing below calls it.
 
-use crate::buddy;
+use crate::arena::{self, ARENA_BYTES};
+use crate::config;
 use crate::debug::LineBuf;
-use crate::heap;
 use crate::huge;
-use crate::os::PAGE;
-use crate::slab::Kind;
+use crate::os;
+use crate::pages;
+use crate::registry;
+use crate::span::Kind;
 use core::sync::atomic::Ordering;
 
 /// A snapshot of the allocator's memory.
@@ -18,7 +22,7 @@ pub struct Stats {
     /// Bytes in live small blocks (size-class rounded).
     pub small_in_use: usize,
     /// Bytes in live medium blocks (page rounded).
-    pub large_in_use: usize,
+    pub medium_in_use: usize,
     /// Bytes in live huge mappings.
     pub huge_in_use: usize,
     /// Number of live huge blocks.
@@ -38,33 +42,30 @@ pub struct Stats {
 impl Stats {
     /// Bytes handed out to the program.
     pub fn in_use(&self) -> usize {
-        self.small_in_use + self.large_in_use + self.huge_in_use
+        self.small_in_use + self.medium_in_use + self.huge_in_use
     }
 }
 
 /// Take a snapshot.
 pub fn snapshot() -> Stats {
-    let small = heap::small_bytes_in_use();
-    let large = buddy::sum_spans(|s| {
-        if s.kind == Kind::Large {
-            s.pages as usize * PAGE
-        } else {
-            0
-        }
+    let small = arena::sum_spans(|s| match s.kind() {
+        Kind::Slab => s.used() as usize * s.block_size(),
+        _ => 0,
     });
-    let slab_pages = buddy::sum_spans(|s| {
-        if s.kind == Kind::Slab {
-            s.pages as usize * PAGE
-        } else {
-            0
-        }
+    let medium = arena::sum_spans(|s| match s.kind() {
+        Kind::Medium => s.pages() * os::PAGE,
+        _ => 0,
     });
-    let (free, dirty) = buddy::totals();
-    let (heaps, abandoned) = heap::heap_counts();
+    let slab_pages = arena::sum_spans(|s| match s.kind() {
+        Kind::Slab => s.pages() * os::PAGE,
+        _ => 0,
+    });
+    let (free, dirty) = pages::totals();
+    let (heaps, abandoned) = registry::heap_counts();
     Stats {
-        arena_bytes: buddy::ARENA_BYTES.load(Ordering::Relaxed),
+        arena_bytes: ARENA_BYTES.load(Ordering::Relaxed),
         small_in_use: small,
-        large_in_use: large,
+        medium_in_use: medium,
         huge_in_use: huge::HUGE_BYTES.load(Ordering::Relaxed),
         huge_count: huge::count(),
         slab_free: slab_pages.saturating_sub(small),
@@ -82,7 +83,7 @@ pub fn print(fd: i32) {
         (b"arena bytes reserved", s.arena_bytes),
         (b"in use bytes        ", s.in_use()),
         (b"  small blocks      ", s.small_in_use),
-        (b"  medium blocks     ", s.large_in_use),
+        (b"  medium blocks     ", s.medium_in_use),
         (b"  huge blocks       ", s.huge_in_use),
         (b"huge block count    ", s.huge_count),
         (b"slab free bytes     ", s.slab_free),
@@ -108,12 +109,13 @@ extern "C" fn print_at_exit() {
     print(2);
 }
 
-/// Register the exit-time report if `XALLOC_STATS` asks for it.
-pub fn register_exit_hook() {
-    if crate::config::get().stats_at_exit {
-        // SAFETY: print_at_exit is a plain function that lives as long as the program.
-        unsafe {
-            libc::atexit(print_at_exit);
-        }
+/// At load time: register the exit-time report if `XALLOC_STATS` asks for it.
+extern "C" fn register_exit_report() {
+    if config::get().stats_at_exit {
+        os::at_exit(print_at_exit);
     }
 }
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static REGISTER_EXIT_REPORT: extern "C" fn() = register_exit_report;

@@ -67,7 +67,8 @@ impl RawLock {
         self.state.store(0, Ordering::Relaxed);
     }
 
-    /// Whether somebody holds the lock (for assertions).
+    /// Whether somebody holds the lock (for tests).
+    #[cfg(test)]
     pub fn is_locked(&self) -> bool {
         self.state.load(Ordering::Relaxed) != 0
     }

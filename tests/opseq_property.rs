@@ -53,7 +53,7 @@ fn class_and_path_boundaries() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut ops = Vec::new();
     let mut slot = 0u8;
-    for &c in xalloc::size_class::CLASS_SIZE.iter() {
+    for &c in xalloc::CLASS_SIZE.iter() {
         let c = c as usize;
         for size in [c - 1, c, c + 1] {
             ops.push(Op::Malloc { slot, size });

@@ -1,0 +1,133 @@
+//! L7: the page allocator — runs of pages from the arenas, for slabs and medium blocks. Every
+//! function takes [`PAGE_LOCK`] for its whole work.
+
+use crate::arena::{
+    self, ARENA_PAGES, Arena, IN_USE_PAGES, MAX_RUN_PAGES, META_PAGES, MIN_RUN_ORDER, PAGE_LOCK,
+    PEAK_IN_USE_PAGES,
+};
+use crate::buddy::Order;
+use crate::os::{PAGE, PAGE_SHIFT};
+use crate::pagemap;
+use crate::purge;
+use crate::span::Span;
+use crate::sync::Guard;
+use core::sync::atomic::Ordering;
+
+/// A run handed out by [`alloc_run`].
+pub struct Run {
+    /// Its first byte.
+    pub start: *mut u8,
+    /// The span header reserved for it (unused until the caller initialises it).
+    pub span: *mut Span,
+    /// Whether its pages are known to read as zero.
+    pub zeroed: bool,
+}
+
+/// Allocate `n` pages (`1 <= n <= MAX_RUN_PAGES`), starting on a multiple of `min_order`'s
+/// block (at least [`MIN_RUN_ORDER`]). Returns `None` when out of memory.
+pub fn alloc_run(n: usize, min_order: Order) -> Option<Run> {
+    xa_assert!((1..=MAX_RUN_PAGES).contains(&n) && min_order >= MIN_RUN_ORDER);
+    let _g = Guard::new(&PAGE_LOCK);
+    let mut found = None;
+    arena::for_each_arena(|a| {
+        if found.is_none() {
+            found = a
+                .alloc_run(n, min_order)
+                .map(|(idx, dirty)| (a as *mut Arena, idx, dirty));
+        }
+    });
+    if found.is_none() {
+        let a = Arena::create();
+        if a.is_null() {
+            return None;
+        }
+        pagemap::register(a);
+        // SAFETY: a fresh arena; PAGE_LOCK is held.
+        found = unsafe { (*a).alloc_run(n, min_order) }.map(|(idx, dirty)| (a, idx, dirty));
+    }
+    let (a, idx, dirty) = found?;
+    note_in_use(n);
+    // SAFETY: a is a live arena; PAGE_LOCK is held; the run starting at idx is ours now.
+    unsafe {
+        Some(Run {
+            start: ((*a).base() + (idx << PAGE_SHIFT)) as *mut u8,
+            span: (*a).span_at(idx),
+            zeroed: !dirty,
+        })
+    }
+}
+
+/// The arena and page index of `start`, a page of one of our arenas.
+fn locate(start: *mut u8) -> (*mut Arena, usize) {
+    let a = pagemap::arena_of(start as usize);
+    xa_check!(!a.is_null());
+    (a, Arena::page_of(start as usize))
+}
+
+/// Give `n` pages at `start` back as dirty, then apply the purge policy.
+///
+/// # Safety
+/// The pages are a run (or the tail of one) handed out by [`alloc_run`] that nobody uses any
+/// more, with their page-map entries already cleared.
+pub unsafe fn free_run(start: *mut u8, n: usize) {
+    let (a, idx) = locate(start);
+    let _g = Guard::new(&PAGE_LOCK);
+    let now = purge::now();
+    purge::before_free_locked(now);
+    // SAFETY: the caller guarantees the range is ours to free; PAGE_LOCK is held.
+    unsafe { (*a).free_range(idx, n, true) };
+    IN_USE_PAGES.fetch_sub(n, Ordering::Relaxed);
+    purge::after_free_locked(now);
+}
+
+/// Grow the run of `pages` pages at `start` to `new_pages` pages in place if the following
+/// pages are free.
+///
+/// # Safety
+/// The run is a live run of the caller's.
+pub unsafe fn extend_run(start: *mut u8, pages: usize, new_pages: usize) -> bool {
+    let (a, idx) = locate(start);
+    let _g = Guard::new(&PAGE_LOCK);
+    // SAFETY: a is a live arena; PAGE_LOCK is held.
+    let grown = unsafe { (*a).extend_run(idx, pages, new_pages) };
+    if grown {
+        note_in_use(new_pages - pages);
+    }
+    grown
+}
+
+/// Count `n` more pages as handed out (under PAGE_LOCK).
+fn note_in_use(n: usize) {
+    let now = IN_USE_PAGES.fetch_add(n, Ordering::Relaxed) + n;
+    if now > PEAK_IN_USE_PAGES.load(Ordering::Relaxed) {
+        PEAK_IN_USE_PAGES.store(now, Ordering::Relaxed);
+    }
+}
+
+/// Totals for statistics: (free bytes in arenas, dirty free bytes).
+pub fn totals() -> (usize, usize) {
+    let _g = Guard::new(&PAGE_LOCK);
+    let (mut free, mut dirty) = (0, 0);
+    arena::for_each_arena(|a| {
+        free += a.free_pages() * PAGE;
+        dirty += a.dirty_pages() * PAGE;
+    });
+    (free, dirty)
+}
+
+/// Check the invariants of every arena and the global page counters (tests and debugging).
+pub fn check_all() {
+    let _g = Guard::new(&PAGE_LOCK);
+    let (mut arenas, mut free, mut dirty) = (0, 0, 0);
+    arena::for_each_arena(|a| {
+        a.check_invariants();
+        arenas += 1;
+        free += a.free_pages();
+        dirty += a.dirty_pages();
+    });
+    // the global counters agree with the arenas
+    let in_use = IN_USE_PAGES.load(Ordering::Relaxed);
+    xa_check!(arena::DIRTY_PAGES.load(Ordering::Relaxed) == dirty);
+    xa_check!(in_use + free == arenas * (ARENA_PAGES - META_PAGES));
+    xa_check!(in_use <= PEAK_IN_USE_PAGES.load(Ordering::Relaxed));
+}

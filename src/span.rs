@@ -1,0 +1,590 @@
+//! L4: spans — the header of every run of pages — and the block lists of slabs.
+//!
+//! A span describes one run of pages handed out by the page allocator. A *slab* span cuts its
+//! pages into blocks of one size class; blocks are carved lazily, a page's worth at a time, so
+//! memory is touched only when handed out. A *medium* span holds one block: the whole run.
+//! Span headers live in their arena's header, never inside the run.
+//!
+//! The fields are private: [`Span::init_slab`], [`Span::init_medium`] and [`Span::retire`] are
+//! the only writers of what a span *is* (kind, class, start, size); the slab's owner changes
+//! the block lists through the methods below; [`crate::span_list`] owns the list links.
+//!
+//! Who may touch what: `free`, `local_free` and `capacity` are the owning heap's only (its
+//! thread, or whoever holds that heap exclusively). `owner`, `used`, `kind`, `block_size` and
+//! `pages` are atomics, read by other threads (`owner` to route a free, the rest by
+//! statistics), written only by the owner (relaxed loads and stores: no read-modify-write
+//! instruction, so they cost what plain fields cost). The other fields are written before the
+//! span's first block is handed out and read by whoever frees a block of it, which the program
+//! synchronised with the allocation.
+
+use crate::os::PAGE;
+use crate::size_class::SizeClass;
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, Ordering};
+
+/// A free block: the first word links to the next free block.
+#[repr(C)]
+pub struct Block {
+    /// Next free block in the same list.
+    pub next: *mut Block,
+}
+
+/// What a span holds.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum Kind {
+    /// Not in use: the header of no live run (or the page map's marker of freed runs).
+    Unused = 0,
+    /// Blocks of one size class.
+    Slab = 1,
+    /// One medium block: the whole run.
+    Medium = 2,
+}
+
+/// Marker stored in the owner of medium spans: never equal to a real heap, so the local free
+/// fast path (an exact compare with the thread's heap) sends medium blocks to the slow path.
+pub const MEDIUM_OWNER: *mut () = ptr::without_provenance_mut(8);
+
+/// Low bit of the owner word, set while a slab sits on its heap's full list (heaps are at least
+/// 8-byte aligned, so the bit is free).
+pub const FULL_TAG: usize = 1;
+
+/// The list links of a span: used by [`crate::span_list::SpanList`] only.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct Links {
+    /// Next span in the same list, or null.
+    pub next: *mut Span,
+    /// Previous span in the same list, or null.
+    pub prev: *mut Span,
+}
+
+/// The header of a run of pages.
+///
+/// Invariants for a slab (checked by [`Span::check_invariants`]):
+/// - `used + |free| + |local_free| == capacity <= reserved`, where `used` counts blocks not on
+///   this span's two lists: blocks the program holds, blocks on their way to the owner through
+///   some heap's remote stack, and blocks cached in some thread's hot list;
+/// - every block on `free`/`local_free` lies in `start..start + capacity * block_size` at a
+///   multiple of `block_size`, and appears once;
+/// - the [`FULL_TAG`] bit of `owner` is set iff the span sits on its heap's full list (then
+///   `free` and `local_free` were empty and `capacity == reserved` when it moved there);
+/// - `owner` less that bit is the owning heap; it changes only when a heap is adopted.
+///
+/// For a medium span: `used == capacity == reserved == 1`, `owner == MEDIUM_OWNER`, the block
+/// is the run's first byte. For an unused span: `div_magic == start_limit == 0` and a null
+/// owner, so no address is a block start of it.
+#[repr(C, align(64))]
+pub struct Span {
+    /// Blocks ready to hand out (owner pops).
+    free: *mut Block,
+    /// Blocks freed by the owner since the last refill.
+    local_free: *mut Block,
+    /// Owning heap (type-erased: spans sit below heaps), [`MEDIUM_OWNER`], or null when
+    /// unused; with [`FULL_TAG`] set while the span is on its heap's full list, so the local
+    /// fast path of `free` (an exact compare with the thread's heap) sends frees into full
+    /// spans to the slow path without testing a flag.
+    owner: AtomicPtr<()>,
+    /// Blocks handed out and not yet back on this span's lists (see the invariants).
+    used: AtomicU32,
+    /// Size class (slabs).
+    class: u8,
+    /// What the span holds (a [`Kind`]).
+    kind: AtomicU8,
+    /// First byte of the run.
+    start: *mut u8,
+    /// `floor(2^64 / block_size) + 1` for slabs, 1 for medium spans, 0 when unused: see
+    /// [`Span::is_block_start`].
+    div_magic: u64,
+    /// `reserved * e` with `e = div_magic * block_size - 2^64` for slabs, 1 for medium spans,
+    /// 0 when unused: `(off * div_magic) mod 2^64 < start_limit` iff `off` is the offset of one
+    /// of the span's `reserved` block slots.
+    start_limit: u64,
+    /// Size of each block in bytes (slabs).
+    block_size: AtomicU32,
+    /// Blocks carved so far.
+    capacity: u32,
+    /// Blocks that fit in the run.
+    reserved: u32,
+    /// Pages in the run.
+    pages: AtomicU32,
+    /// Links of the heap list the span is on.
+    links: Links,
+}
+
+const _: () = assert!(core::mem::size_of::<Span>() <= 128);
+// The fields the malloc and free fast paths read share the first cache line.
+const _: () = assert!(core::mem::offset_of!(Span, start_limit) < 64 - 8);
+
+/// `(div_magic, start_limit)` for a slab of `reserved` blocks of `block_size` bytes (see
+/// [`Span::is_block_start`]).
+pub const fn block_start_magic(block_size: usize, reserved: usize) -> (u64, u64) {
+    let m = ((1u128 << 64) / block_size as u128) as u64 + 1;
+    let e = m.wrapping_mul(block_size as u64);
+    (m, reserved as u64 * e)
+}
+
+impl Span {
+    /// An unused span with no blocks: the initial `direct` entry of every class of a heap (so
+    /// the malloc fast path needs no null test), and the page map's freed-run marker.
+    pub const fn empty() -> Span {
+        Span {
+            free: ptr::null_mut(),
+            local_free: ptr::null_mut(),
+            owner: AtomicPtr::new(ptr::null_mut()),
+            used: AtomicU32::new(0),
+            class: 0,
+            kind: AtomicU8::new(Kind::Unused as u8),
+            start: ptr::null_mut(),
+            div_magic: 0,
+            start_limit: 0,
+            block_size: AtomicU32::new(0),
+            capacity: 0,
+            reserved: 0,
+            pages: AtomicU32::new(0),
+            links: Links {
+                next: ptr::null_mut(),
+                prev: ptr::null_mut(),
+            },
+        }
+    }
+
+    /// Make this header an empty slab of class `class` owned by `owner`, over `pages` pages at
+    /// `start`, on no list.
+    pub fn init_slab(&mut self, owner: *mut (), class: SizeClass, start: *mut u8, pages: usize) {
+        let block_size = class.size();
+        self.free = ptr::null_mut();
+        self.local_free = ptr::null_mut();
+        self.used.store(0, Ordering::Relaxed);
+        self.block_size.store(block_size as u32, Ordering::Relaxed);
+        self.class = class.index() as u8;
+        self.capacity = 0;
+        self.reserved = (pages * PAGE / block_size) as u32;
+        self.pages.store(pages as u32, Ordering::Relaxed);
+        self.start = start;
+        let (magic, limit) = block_start_magic(block_size, self.reserved as usize);
+        self.div_magic = magic;
+        self.start_limit = limit;
+        self.links = Links {
+            next: ptr::null_mut(),
+            prev: ptr::null_mut(),
+        };
+        self.kind.store(Kind::Slab as u8, Ordering::Relaxed);
+        self.owner.store(owner, Ordering::Release);
+    }
+
+    /// Make this header a medium span: one block, the whole run of `pages` pages at `start`.
+    pub fn init_medium(&mut self, start: *mut u8, pages: usize) {
+        self.free = ptr::null_mut();
+        self.local_free = ptr::null_mut();
+        self.used.store(1, Ordering::Relaxed);
+        self.block_size.store(0, Ordering::Relaxed);
+        self.class = 0;
+        self.capacity = 1;
+        self.reserved = 1;
+        self.pages.store(pages as u32, Ordering::Relaxed);
+        self.start = start;
+        // off * 1 < 1 only for off == 0: the run's first byte is its one block start.
+        self.div_magic = 1;
+        self.start_limit = 1;
+        self.kind.store(Kind::Medium as u8, Ordering::Relaxed);
+        self.owner.store(MEDIUM_OWNER, Ordering::Release);
+    }
+
+    /// The run is being given back: no address is a block start of this span any more, and no
+    /// heap owns it.
+    pub fn retire(&mut self) {
+        self.kind.store(Kind::Unused as u8, Ordering::Relaxed);
+        self.div_magic = 0;
+        self.start_limit = 0;
+        self.owner.store(ptr::null_mut(), Ordering::Relaxed);
+    }
+
+    /// What the span holds.
+    #[inline]
+    pub fn kind(&self) -> Kind {
+        match self.kind.load(Ordering::Relaxed) {
+            1 => Kind::Slab,
+            2 => Kind::Medium,
+            _ => Kind::Unused,
+        }
+    }
+
+    /// Size class (slabs).
+    #[inline(always)]
+    pub fn class(&self) -> SizeClass {
+        SizeClass::new(self.class as usize)
+    }
+
+    /// Usable size of a block of this slab.
+    #[inline]
+    pub fn block_size(&self) -> usize {
+        self.block_size.load(Ordering::Relaxed) as usize
+    }
+
+    /// First byte of the run.
+    #[inline]
+    pub fn start(&self) -> *mut u8 {
+        self.start
+    }
+
+    /// Pages in the run.
+    #[inline]
+    pub fn pages(&self) -> usize {
+        self.pages.load(Ordering::Relaxed) as usize
+    }
+
+    /// A medium run grew or shrank in place to `pages` pages. Owner of the block only.
+    pub fn set_pages(&self, pages: usize) {
+        self.pages.store(pages as u32, Ordering::Relaxed);
+    }
+
+    /// Blocks handed out (see the invariants). Relaxed: exact for the owner, a snapshot for
+    /// others.
+    #[inline]
+    pub fn used(&self) -> u32 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// The owner word, [`FULL_TAG`] included: equal to a heap's address iff that heap owns the
+    /// slab and it is not on the full list.
+    #[inline(always)]
+    pub fn owner_word(&self) -> *mut () {
+        self.owner.load(Ordering::Relaxed)
+    }
+
+    /// The owning heap (the owner word without [`FULL_TAG`]).
+    #[inline]
+    pub fn owner(&self) -> *mut () {
+        self.owner
+            .load(Ordering::Acquire)
+            .map_addr(|a| a & !FULL_TAG)
+    }
+
+    /// Hand the slab to `owner` (adoption), on its full list or not.
+    pub fn set_owner(&self, owner: *mut (), full: bool) {
+        self.owner
+            .store(owner.map_addr(|a| a | full as usize), Ordering::Release);
+    }
+
+    /// Whether the span is on its heap's full list.
+    #[inline]
+    pub fn in_full(&self) -> bool {
+        self.owner.load(Ordering::Relaxed).addr() & FULL_TAG != 0
+    }
+
+    /// Mark the span as on (or off) its heap's full list. Owner only.
+    #[inline]
+    pub fn set_in_full(&self, full: bool) {
+        self.set_owner(self.owner(), full);
+    }
+
+    /// The list links, for [`crate::span_list`].
+    #[inline]
+    pub fn links(&mut self) -> &mut Links {
+        &mut self.links
+    }
+
+    /// The next span on the list this one is on.
+    #[inline]
+    pub fn next(&self) -> *mut Span {
+        self.links.next
+    }
+
+    /// Pop a block from `free`, or null. About 4 instructions. Through a raw pointer: the
+    /// fast path calls it on the shared empty span too (which it only reads).
+    ///
+    /// # Safety
+    /// `this` is valid, and the caller owns it or its lists are empty.
+    #[inline(always)]
+    pub unsafe fn pop(this: *mut Span) -> *mut Block {
+        // SAFETY: forwarded contract; blocks on the free list are valid, owned by this span.
+        unsafe {
+            let b = (*this).free;
+            if !b.is_null() {
+                (*this).free = (*b).next;
+                (*this).add_used(1);
+            }
+            b
+        }
+    }
+
+    /// When `free` is empty: take the whole `local_free` list and hand out its first block
+    /// (a swap of two words; large classes carve one block per page, so this keeps their
+    /// malloc-free cycle out of the slow path). Null if `local_free` is empty too.
+    ///
+    /// # Safety
+    /// As for [`Span::pop`], and `free` is empty.
+    #[inline(always)]
+    pub unsafe fn pop_local(this: *mut Span) -> *mut Block {
+        // SAFETY: forwarded contract; blocks on the local list are valid, owned by this span.
+        unsafe {
+            let lf = (*this).local_free;
+            if !lf.is_null() {
+                (*this).local_free = ptr::null_mut();
+                (*this).free = (*lf).next;
+                (*this).add_used(1);
+            }
+            lf
+        }
+    }
+
+    /// The head of the local free list (the block the owner freed last, if it is still there).
+    #[inline(always)]
+    pub fn local_head(&self) -> *mut Block {
+        self.local_free
+    }
+
+    /// Put block `b` on the local free list. Returns the blocks still in use.
+    ///
+    /// # Safety
+    /// The caller owns the span; `b` is a block of it that is in use (counted in `used`).
+    #[inline(always)]
+    pub unsafe fn push_local(this: *mut Span, b: *mut Block) -> u32 {
+        // SAFETY: forwarded contract: b is a block of ours that nobody else uses now.
+        unsafe {
+            (*b).next = (*this).local_free;
+            (*this).local_free = b;
+            (*this).add_used(-1)
+        }
+    }
+
+    /// `used += d` by a relaxed load and store (the owner is the only writer). Returns the new
+    /// count.
+    #[inline(always)]
+    fn add_used(&self, d: i32) -> u32 {
+        let n = self.used.load(Ordering::Relaxed).wrapping_add(d as u32);
+        self.used.store(n, Ordering::Relaxed);
+        n
+    }
+
+    /// Refill `free` from `local_free`, or by carving fresh blocks. Returns whether `free` is now
+    /// non-empty.
+    ///
+    /// # Safety
+    /// The caller owns the span, and `free` is empty.
+    pub unsafe fn refill(&mut self) -> bool {
+        if !self.local_free.is_null() {
+            self.free = self.local_free;
+            self.local_free = ptr::null_mut();
+            return true;
+        }
+        if self.capacity < self.reserved {
+            // SAFETY: forwarded contract.
+            unsafe { self.carve() };
+            return true;
+        }
+        false
+    }
+
+    /// Carve fresh blocks up to the end of the next page (at least one block) onto `free`.
+    ///
+    /// # Safety
+    /// The caller owns the span; `capacity < reserved`.
+    unsafe fn carve(&mut self) {
+        let bs = self.block_size();
+        let first = self.capacity as usize;
+        let begin = self.start as usize + first * bs;
+        let page_end = (begin & !(PAGE - 1)) + PAGE;
+        let mut n = (page_end.saturating_sub(begin)) / bs;
+        n = n.clamp(1, (self.reserved - self.capacity) as usize);
+        // Link blocks in address order; the last one ends the list.
+        let mut next: *mut Block = self.free;
+        for i in (0..n).rev() {
+            let b = (begin + i * bs) as *mut Block;
+            // SAFETY: b lies inside the span's run, which the caller owns, and is block aligned.
+            unsafe { (*b).next = next };
+            next = b;
+        }
+        self.free = next;
+        self.capacity += n as u32;
+    }
+
+    /// Whether `p` is the start of a block slot of this span (carved or not), for `p` inside the
+    /// span's pages: a subtraction, a multiplication and one compare.
+    ///
+    /// With `M = floor(2^64 / b) + 1` and `e = M * b - 2^64` (so `1 <= e <= b`), an offset
+    /// `off = k * b + r` (`0 <= r < b`) gives `off * M mod 2^64 = k * e + r * M`: just `k * e`
+    /// for a block start, and at least `M` (far above any `k * e` here) otherwise. So one
+    /// compare with `reserved * e` tests both "multiple of `b`" and "below `reserved` blocks"
+    /// (the divisibility half is Lemire, Kaser and Kurz, "Faster remainder by direct
+    /// computation", 2019). The unit tests check every offset of every class exhaustively.
+    #[inline(always)]
+    pub fn is_block_start(&self, p: usize) -> bool {
+        let off = p.wrapping_sub(self.start as usize) as u64;
+        off.wrapping_mul(self.div_magic) < self.start_limit
+    }
+
+    /// Whether block start `p` of this slab is free: past the carved blocks or on one of its
+    /// lists. O(blocks): for `xa_owns`, not for fast paths.
+    ///
+    /// # Safety
+    /// The caller owns the span.
+    pub unsafe fn holds_free(&self, p: *const u8) -> bool {
+        if self.capacity as usize * self.block_size() <= p as usize - self.start as usize {
+            return true;
+        }
+        for mut b in [self.free, self.local_free] {
+            while !b.is_null() {
+                if b as *const u8 == p {
+                    return true;
+                }
+                // SAFETY: blocks on our own slab's lists are valid.
+                b = unsafe { (*b).next };
+            }
+        }
+        false
+    }
+
+    /// Verify the invariants documented on the type for a slab. Aborts on violation. Walks the
+    /// lists, so it costs O(capacity).
+    ///
+    /// # Safety
+    /// The caller owns the span (no concurrent changes).
+    pub unsafe fn check_invariants(&self) {
+        xa_check!(self.kind() == Kind::Slab);
+        xa_check!(self.capacity <= self.reserved);
+        let mut n = 0u32;
+        for head in [self.free, self.local_free] {
+            let mut b = head;
+            while !b.is_null() {
+                let a = b as usize;
+                xa_check!(self.is_block_start(a));
+                xa_check!(((a - self.start as usize) / self.block_size()) < self.capacity as usize);
+                n += 1;
+                xa_check!(n <= self.capacity);
+                // SAFETY: b is a free block of this span.
+                b = unsafe { (*b).next };
+            }
+        }
+        xa_check!(self.used() + n == self.capacity);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::os;
+    use crate::size_class::{CLASS_SIZE, NUM_CLASSES, slab_pages};
+
+    #[test]
+    fn block_start_test_is_exact_for_every_class_and_offset() {
+        let base = 0x7f00_0000_0000usize;
+        for (c, &size) in CLASS_SIZE.iter().enumerate() {
+            let bs = size as usize;
+            let pages = slab_pages(c);
+            let mut s = Span::empty();
+            s.init_slab(ptr::null_mut(), SizeClass::new(c), base as *mut u8, pages);
+            let reserved = s.reserved as usize;
+            assert!(reserved >= 1);
+            for off in 0..pages * PAGE {
+                let want = off % bs == 0 && off / bs < reserved;
+                assert_eq!(
+                    s.is_block_start(base + off),
+                    want,
+                    "class {c} size {bs} off {off}"
+                );
+            }
+        }
+        // medium spans: only the first byte; unused spans: nothing
+        let mut s = Span::empty();
+        s.start = base as *mut u8;
+        for off in [0usize, 1, 16, PAGE, 77 * PAGE] {
+            assert!(!s.is_block_start(base + off));
+        }
+        s.init_medium(base as *mut u8, 100);
+        assert!(s.is_block_start(base));
+        for off in [1usize, 16, PAGE, 77 * PAGE, usize::MAX / 2] {
+            assert!(!s.is_block_start(base + off));
+        }
+        s.retire();
+        assert!(!s.is_block_start(base));
+    }
+
+    #[test]
+    fn slab_against_a_model() {
+        for &(c, pages) in &[
+            (0usize, 4usize),
+            (2, 4),
+            (9, 4),
+            (30, 8),
+            (NUM_CLASSES - 1, 32),
+        ] {
+            let bs = CLASS_SIZE[c] as usize;
+            let region = os::map(pages * PAGE);
+            let mut s = Span::empty();
+            s.init_slab(ptr::null_mut(), SizeClass::new(c), region, pages);
+            let mut live: Vec<usize> = Vec::new();
+            let mut st = 0x1234_5678_9abc_def1u64 ^ bs as u64;
+            for step in 0..5000 {
+                st ^= st << 13;
+                st ^= st >> 7;
+                st ^= st << 17;
+                if st % 5 < 3 {
+                    // SAFETY: single-threaded owner of the span.
+                    let b = unsafe {
+                        let mut b = Span::pop(&mut s);
+                        if b.is_null() {
+                            b = Span::pop_local(&mut s);
+                        }
+                        if b.is_null() && s.refill() {
+                            b = Span::pop(&mut s);
+                        }
+                        b
+                    };
+                    if b.is_null() {
+                        assert_eq!(live.len(), s.reserved as usize);
+                        continue;
+                    }
+                    let a = b as usize;
+                    assert!(s.is_block_start(a));
+                    assert!(!live.contains(&a), "block handed out twice");
+                    // SAFETY: single-threaded owner; a was just handed out.
+                    assert!(!unsafe { s.holds_free(a as *const u8) });
+                    // SAFETY: the block is ours, bs bytes.
+                    unsafe { ptr::write_bytes(b as *mut u8, (step % 255) as u8 + 1, bs) };
+                    live.push(a);
+                } else if !live.is_empty() {
+                    let a = live.swap_remove((st as usize / 5) % live.len());
+                    // SAFETY: the block is live and ours: its contents must be intact.
+                    let (first, last) =
+                        unsafe { (*(a as *const u8).add(8), *(a as *const u8).add(bs - 1)) };
+                    assert_eq!(first, last);
+                    // SAFETY: owner-side free of a live block.
+                    let used = unsafe { Span::push_local(&mut s, a as *mut Block) };
+                    assert_eq!(used as usize, live.len());
+                    assert_eq!(s.local_head() as usize, a);
+                    // SAFETY: as above.
+                    assert!(unsafe { s.holds_free(a as *const u8) });
+                }
+                // SAFETY: single-threaded owner.
+                unsafe { s.check_invariants() };
+                assert_eq!(s.used() as usize, live.len());
+            }
+            os::unmap(region, pages * PAGE);
+        }
+    }
+
+    #[test]
+    fn carving_touches_one_page_at_a_time() {
+        let region = os::map(8 * PAGE);
+        let mut s = Span::empty();
+        s.init_slab(ptr::null_mut(), SizeClass::new(3), region, 8);
+        // SAFETY: single-threaded owner.
+        assert!(unsafe { s.refill() });
+        assert_eq!(s.capacity as usize, PAGE / 64);
+        os::unmap(region, 8 * PAGE);
+    }
+
+    #[test]
+    fn owner_word_carries_the_full_tag() {
+        let mut s = Span::empty();
+        let h = 0x1000usize as *mut ();
+        s.init_slab(h, SizeClass::new(0), ptr::null_mut(), 8);
+        assert_eq!(s.owner_word(), h);
+        s.set_in_full(true);
+        assert!(s.in_full() && s.owner() == h && s.owner_word() != h);
+        s.set_in_full(false);
+        assert_eq!(s.owner_word(), h);
+    }
+}
