@@ -23,7 +23,7 @@ static void on_alarm(int sig)
     static const char msg[] = "fork_deadlock: timed out (deadlock?)\n";
     ssize_t r = write(2, msg, sizeof msg - 1);
     (void)r;
-    _exit(2);
+    _exit(TH_EXIT_TIMEOUT);
 }
 
 static FILE *make_file(int which)
@@ -113,10 +113,7 @@ static void *forker(void *arg)
             free(s);
             _exit(0);
         }
-        int st;
-        CHECK(waitpid(pid, &st, 0) == pid);
-        CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "fork %d: child status 0x%x%s", k, st,
-               WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM ? " (deadlock in the child)" : "");
+        CHECK_CHILD(pid, "fork %d: child", k);
     }
     return NULL;
 }

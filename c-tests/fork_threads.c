@@ -23,7 +23,7 @@ static void on_alarm(int sig)
     static const char msg[] = "fork_threads: timed out (deadlock?)\n";
     ssize_t r = write(2, msg, sizeof msg - 1);
     (void)r;
-    _exit(2);
+    _exit(TH_EXIT_TIMEOUT);
 }
 
 static void *churn(void *arg)
@@ -101,9 +101,7 @@ static void child_work(int which, unsigned char *inherited, size_t inherited_n)
             free(p);
             _exit(0);
         }
-        int st;
-        CHECK(waitpid(g, &st, 0) == g);
-        CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "grandchild status 0x%x", st);
+        CHECK_CHILD(g, "grandchild");
     }
     _exit(0);
 }
@@ -129,13 +127,7 @@ int main(void)
             signal(SIGALRM, SIG_DFL);
             child_work(k, inherited, n);
         }
-        int st;
-        CHECK(waitpid(pid, &st, 0) == pid);
-        if (WIFSIGNALED(st))
-            CHECKF(0, "child %d killed by signal %d%s", k, WTERMSIG(st),
-                   WTERMSIG(st) == SIGALRM ? " (deadlock in the child)" : "");
-        CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d exit status %d", k,
-               WEXITSTATUS(st));
+        CHECK_CHILD(pid, "child %d", k);
         /* the parent's copy is untouched by whatever the child did */
         CHECK_PAT(inherited, 0, n, 777);
         free(inherited);

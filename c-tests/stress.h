@@ -115,6 +115,9 @@ TH_NORETURN TH_PRINTF(4, 5) static void st_fail(const char *file, int line, cons
             st_fail(__FILE__, __LINE__, #cond, __VA_ARGS__);               \
     } while (0)
 
+/* CHECK_CHILD (testhelper.h) that also prints the run seed. */
+#define ST_CHECK_CHILD(pid, ...) th_check_child(st_fail, __FILE__, __LINE__, (pid), __VA_ARGS__)
+
 /* Log-uniform value in [lo, hi] (0 < lo <= hi): a random octave, then uniform in it. */
 TH_UNUSED static size_t st_log_range(uint64_t *rng, size_t lo, size_t hi)
 {

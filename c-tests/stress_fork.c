@@ -41,7 +41,7 @@ static void on_alarm(int sig)
     static const char msg[] = "stress_fork: timed out (deadlock?)\n";
     ssize_t r = write(2, msg, sizeof msg - 1);
     (void)r;
-    _exit(2);
+    _exit(TH_EXIT_TIMEOUT);
 }
 
 static size_t pick_size(uint64_t *rng)
@@ -92,25 +92,16 @@ static void child_churn(uint64_t rng, int ops, int allow_huge)
     }
 }
 
-static const char *describe(int st, char *buf, size_t len)
-{
-    if (WIFEXITED(st))
-        snprintf(buf, len, "exit %d%s", WEXITSTATUS(st),
-                 WEXITSTATUS(st) == 2 ? " (deadlock in the child)" : "");
-    else if (WIFSIGNALED(st))
-        snprintf(buf, len, "signal %d", WTERMSIG(st));
-    else
-        snprintf(buf, len, "status 0x%x", st);
-    return buf;
-}
-
 /* ------------------------------------------------------------------ */
 /* Forks from a signal handler                                         */
 /* ------------------------------------------------------------------ */
 
 static volatile sig_atomic_t in_alloc;  /* phase 1: main is inside an allocator call */
 static volatile sig_atomic_t sig_phase; /* 1 or 2; 0: the handler does nothing */
-static int sig_forks, sig_forks_in_alloc, sig_forks_malloc, sig_bad, sig_bad_status;
+static int sig_forks, sig_forks_in_alloc, sig_forks_malloc, sig_bad;
+/* The last failure: the call that failed and its errno, or the child's wait status. */
+static const char *sig_bad_call;
+static int sig_bad_errno, sig_bad_status;
 
 static void on_prof(int sig)
 {
@@ -139,12 +130,17 @@ static void on_prof(int sig)
     }
     if (pid < 0) {
         sig_bad++;
+        sig_bad_call = "fork";
+        sig_bad_errno = errno;
     } else {
         int st = 0;
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-            ;
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        if (th_waitpid(pid, &st) != pid) {
             sig_bad++;
+            sig_bad_call = "waitpid";
+            sig_bad_errno = errno;
+        } else if (!th_status_ok(st)) {
+            sig_bad++;
+            sig_bad_call = NULL;
             sig_bad_status = st;
         }
         sig_forks++;
@@ -154,6 +150,16 @@ static void on_prof(int sig)
             sig_forks_malloc++;
     }
     errno = saved;
+}
+
+/* How the last failed fork from the signal handler went wrong. */
+static const char *sig_bad_str(char *buf, size_t len)
+{
+    if (sig_bad_call != NULL) {
+        snprintf(buf, len, "%s failed: %s", sig_bad_call, strerror(sig_bad_errno));
+        return buf;
+    }
+    return th_status_str(sig_bad_status, buf, len);
 }
 
 static void set_prof_timer(long usec)
@@ -252,9 +258,9 @@ static void phase1(void)
         ST_VERIFY(b[k].p, 0, b[k].n, st_block_seed(b[k].id, 1), "phase 1 block %d", k);
         free(b[k].p);
     }
-    char buf[64];
+    char buf[160];
     ST_CHECK(sig_bad == 0, "phase 1: %d forks from the signal handler failed (last: %s)",
-             sig_bad, describe(sig_bad_status, buf, sizeof buf));
+             sig_bad, sig_bad_str(buf, sizeof buf));
 }
 
 /* ------------------------------------------------------------------ */
@@ -403,11 +409,7 @@ static void *worker(void *arg)
                 child_churn(st_rng(ops), 100, 0);
                 _exit(0);
             }
-            int st;
-            char buf[64];
-            CHECK(waitpid(pid, &st, 0) == pid);
-            ST_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "worker 0's child: %s",
-                     describe(st, buf, sizeof buf));
+            ST_CHECK_CHILD(pid, "worker 0's child");
             forks++;
         }
     }
@@ -494,9 +496,7 @@ static TH_NORETURN void main_child(int k, struct priv_blk *mine, int nmine)
             child_churn(rng ^ 9, 200, 1);
             _exit(0);
         }
-        int st;
-        ST_CHECK(waitpid(g, &st, 0) == g && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-                 "grandchild status 0x%x", st);
+        ST_CHECK_CHILD(g, "grandchild");
     }
     _exit(0);
 }
@@ -553,11 +553,7 @@ int main(int argc, char **argv)
         CHECK(pid >= 0);
         if (pid == 0)
             main_child(forks, mine, PRIV);
-        int st;
-        char buf[64];
-        CHECK(waitpid(pid, &st, 0) == pid);
-        ST_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "fork %d: child %s", forks,
-                 describe(st, buf, sizeof buf));
+        ST_CHECK_CHILD(pid, "fork %d: child", forks);
     }
     set_prof_timer(0);
     __atomic_store_n(&stop_sigthread, 1, __ATOMIC_RELAXED);
@@ -566,9 +562,9 @@ int main(int argc, char **argv)
     __atomic_store_n(&stop_workers, 1, __ATOMIC_RELAXED);
     for (int i = 0; i < NWORKERS; i++)
         CHECK(pthread_join(w[i], NULL) == 0);
-    char buf[64];
+    char buf[160];
     ST_CHECK(sig_bad == 0, "phase 2: %d forks from the signal handler failed (last: %s)", sig_bad,
-             describe(sig_bad_status, buf, sizeof buf));
+             sig_bad_str(buf, sizeof buf));
     verify_priv(mine, PRIV, "main at the end");
     for (int k = 0; k < PRIV; k++)
         free(mine[k].p);

@@ -6,6 +6,11 @@
  *     the condition (plus an optional message) to stderr and _exit(1);
  *   - a position-dependent byte pattern: th_fill() / CHECK_PAT();
  *   - th_rss_bytes(): resident set size from /proc/self/statm;
+ *   - waiting for forked children: CHECK_CHILD(pid, fmt, ...) waits and
+ *     fails unless the child exited with status 0; th_wait_child() returns
+ *     the wait status instead; th_waitpid() is the async-signal-safe core;
+ *     th_status_str() describes a wait status (TH_EXIT_TIMEOUT: the exit
+ *     status of the fork tests' SIGALRM handlers);
  *   - knowledge of how the harness runs the program (XALLOC_TEST_MODE):
  *       "preload" - LD_PRELOAD of the xalloc library,
  *       "direct"  - linked against the library with -lxalloc,
@@ -31,6 +36,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,6 +44,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define TH_KIB ((size_t)1024)
@@ -199,6 +207,117 @@ TH_UNUSED static size_t th_find_not(const void *p, size_t n, uint8_t value)
                     "block %p size %zu: byte %zu is 0x%02x", (const void *)(p),   \
                     (size_t)(n), th_bad_, ((const uint8_t *)(p))[th_bad_]);       \
     } while (0)
+
+/* ------------------------------------------------------------------ */
+/* Forked children                                                     */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Exit status with which the fork tests' SIGALRM handlers end the process
+ * when an alarm() fires (a hang, most likely a deadlock).  A forked child
+ * that keeps the handler exits with it too; one that resets SIGALRM to
+ * SIG_DFL is killed by SIGALRM instead.  th_status_str() names both cases.
+ */
+#define TH_EXIT_TIMEOUT 2
+
+/*
+ * waitpid(pid, status, 0), started again while it fails with EINTR;
+ * otherwise the same result (pid, or -1 with errno set).  Only waitpid is
+ * called, so a signal handler that forks may reap its child with it (it
+ * changes errno, which such a handler saves and restores).
+ */
+TH_UNUSED static pid_t th_waitpid(pid_t pid, int *status)
+{
+    pid_t r;
+    do
+        r = waitpid(pid, status, 0);
+    while (r < 0 && errno == EINTR);
+    return r;
+}
+
+/* 1 if the wait status says the child exited normally with status 0. */
+TH_UNUSED static int th_status_ok(int status)
+{
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/*
+ * Describes a wait status in buf ("exit status 3", "killed by signal 11
+ * (Segmentation fault)", ...) and returns buf.  A time-out (exit status
+ * TH_EXIT_TIMEOUT or death by SIGALRM) is marked as a probable deadlock.
+ */
+TH_UNUSED static const char *th_status_str(int status, char *buf, size_t len)
+{
+    if (WIFEXITED(status)) {
+        int code = WEXITSTATUS(status);
+        snprintf(buf, len, "exit status %d%s", code,
+                 code == TH_EXIT_TIMEOUT ? " (TH_EXIT_TIMEOUT: timed out, deadlock?)" : "");
+    } else if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        int core = 0;
+#ifdef WCOREDUMP
+        core = WCOREDUMP(status) != 0;
+#endif
+        snprintf(buf, len, "killed by signal %d (%s%s)%s", sig, strsignal(sig),
+                 core ? ", core dumped" : "",
+                 sig == SIGALRM ? ": its alarm() fired, timed out (deadlock?)" : "");
+    } else {
+        snprintf(buf, len, "wait status 0x%x", (unsigned)status);
+    }
+    return buf;
+}
+
+/*
+ * Waits for the child `pid` (EINTR is retried) and returns its wait status,
+ * for a test that looks at the status itself.  Fails the test if waitpid
+ * fails (the message gives the pid; the location is this function's).
+ */
+TH_UNUSED static int th_wait_child(pid_t pid)
+{
+    int status = 0;
+    pid_t r = th_waitpid(pid, &status);
+    CHECKF(r == pid, "waitpid(%d) returned %d: %s", (int)pid, (int)r,
+           r < 0 ? strerror(errno) : "not that child");
+    return status;
+}
+
+/* A failure function with th_fail's parameters (th_fail, or a wrapper). */
+typedef void (*th_fail_fn)(const char *file, int line, const char *cond, const char *fmt, ...);
+
+/*
+ * CHECK_CHILD's body; `fail` reports the failure (stress.h passes st_fail,
+ * which adds the run seed).
+ */
+TH_UNUSED TH_PRINTF(5, 6) static void th_check_child(th_fail_fn fail, const char *file, int line,
+                                                     pid_t pid, const char *fmt, ...)
+{
+    int status = 0;
+    pid_t r = th_waitpid(pid, &status);
+    if (r == pid && th_status_ok(status))
+        return;
+    int err = errno;
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (r != pid) {
+        fail(file, line, "waitpid(pid) == pid", "%s: waitpid(%d) returned %d: %s", what, (int)pid,
+             (int)r, r < 0 ? strerror(err) : "not that child");
+    } else {
+        char how[160];
+        fail(file, line, "child exited with status 0", "%s: %s", what,
+             th_status_str(status, how, sizeof how));
+    }
+}
+
+/*
+ * CHECK_CHILD(pid, "fmt", args...): waits for the forked child `pid`
+ * (retrying on EINTR) and fails the test unless it exited normally with
+ * status 0.  The message names the child with the printf-style arguments
+ * and says how it ended, e.g. "fork 7: child: killed by signal 11 (...)".
+ */
+#define CHECK_CHILD(pid, ...) th_check_child(th_fail, __FILE__, __LINE__, (pid), __VA_ARGS__)
 
 /* ------------------------------------------------------------------ */
 /* How the harness runs us                                             */
