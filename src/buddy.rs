@@ -1,4 +1,4 @@
-//! L3: the binary buddy arithmetic over the page indices of one arena. Safe code only: it
+//! L4: the binary buddy arithmetic over the page indices of one arena. Safe code only: it
 //! knows page indices, never addresses, and never touches the pages themselves (so purged
 //! memory stays untouched).
 //!

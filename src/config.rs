@@ -1,4 +1,4 @@
-//! L1: runtime options, read once from `XALLOC_*` environment variables without allocating.
+//! L2: runtime options, read once from `XALLOC_*` environment variables without allocating.
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
@@ -11,7 +11,7 @@ use core::sync::atomic::{AtomicU8, Ordering};
 
 /// The option values.
 pub struct Config {
-    /// Length of a purge epoch in milliseconds (see `buddy::maybe_purge_locked`).
+    /// Length of a purge epoch in milliseconds (see `purge`).
     pub purge_delay_ms: u64,
     /// Bytes of dirty free pages that trigger an immediate purge (raised to twice the peak
     /// bytes in use when that is larger).

@@ -1,4 +1,5 @@
-//! L3: huge blocks — direct mappings above the buddy's largest run.
+//! L8: huge blocks — requests above `MEDIUM_LIMIT` (32 MiB), and requests aligned to more than
+//! that — each its own mapping.
 //!
 //! Each huge block is its own `mmap`, page aligned (or aligned as asked), registered in an
 //! open-addressing hash table keyed by address so that `free` can tell our mappings from
@@ -13,7 +14,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 pub static HUGE_LOCK: RawLock = RawLock::new();
 
 /// Slots in the table (a power of two); at most 3/4 are used, so up to 49152 live huge blocks
-/// (each above 32 MiB: far more than any address space holds).
+/// (almost all above 32 MiB: far more than any address space holds).
 const SLOTS: usize = 1 << 16;
 
 #[derive(Clone, Copy)]

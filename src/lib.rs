@@ -18,8 +18,8 @@
 //! L7    | pages                   | the page allocator: runs of pages under PAGE_LOCK
 //! L6    | pagemap purge           | address -> span, "not ours"; the purge policy
 //! L5    | arena span_list         | 64 MiB arenas and their header, the arena list; lists of spans
-//! L4    | span                    | the header of a run, and a slab's block lists
-//! L3    | size_class bitmap buddy | class tables; page bitmaps; buddy arithmetic over page indices
+//! L4    | span buddy              | the header of a run and a slab's block lists; buddy arithmetic
+//! L3    | size_class bitmap       | class tables; page bitmaps
 //! L2    | sync config             | the futex lock; XALLOC_* options
 //! L1    | debug                   | fatal errors, misuse reports, assertions, no allocation
 //! L0    | os                      | the only module that calls libc or the kernel

@@ -1,4 +1,4 @@
-//! L1: the only lock the allocator takes on a malloc path.
+//! L2: the only lock the allocator takes on a malloc path.
 //!
 //! [`RawLock`] is a three-state futex mutex (0 free, 1 locked, 2 locked with waiters). It never
 //! allocates, has no thread-local state, is `const`-constructible, and a fork child can reset it
