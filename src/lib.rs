@@ -88,8 +88,6 @@ mod fork;
 mod heap;
 mod huge;
 mod medium;
-#[doc(hidden)]
-pub mod opseq;
 mod os;
 mod pagemap;
 mod pages;

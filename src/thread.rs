@@ -106,6 +106,10 @@ fn verify_exit_key(h: *mut Heap) {
 }
 
 /// pthread key destructor: hand the exiting thread's heap back.
+///
+/// # Safety
+/// Called by glibc at thread exit, on the exiting thread, with the value [`register_exit`]
+/// attached to the key: that thread's heap (or null).
 unsafe extern "C" fn thread_exit(arg: *mut libc::c_void) {
     let h = arg as *mut Heap;
     tls::set_heap(DEAD_HEAP.get());
