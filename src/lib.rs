@@ -59,12 +59,15 @@ pub mod config;
 pub mod ffi;
 pub mod heap;
 pub mod huge;
-pub mod opseq;
 pub mod os;
 pub mod size_class;
 pub mod slab;
 pub mod stats;
 pub mod sync;
+
+pub use crate::alloc::MAX_RUN_BYTES as MEDIUM_LIMIT;
+pub use crate::os::PAGE;
+pub use crate::size_class::{CLASS_SIZE, NUM_CLASSES, SLAB_LIMIT};
 
 use core::alloc::{GlobalAlloc, Layout};
 
