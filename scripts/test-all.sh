@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # `make test`: every check, in order, each one's output shown as it runs:
 #
-#   fmt            cargo fmt --check
-#   clippy         cargo clippy --all-targets --release -- -D warnings
+#   fmt            cargo fmt --all -- --check
+#   clippy         cargo clippy --workspace --all-targets --release -- -D warnings
 #   build          cargo build --release
-#   cargo test     cargo test --release (unit tests and the C tests)
+#   cargo test     cargo test --release --workspace --no-fail-fast (unit tests,
+#                  the C tests, and the testkit crate's unit and property tests)
 #   real programs  scripts/real-programs.sh
 #
 # A failing step does not stop the later ones, except that nothing runs on a
 # library that failed to build. At the end a table of the steps and the line
 # "N passed, M failed": the count of tests that ran (each of fmt, clippy and
-# build counts as one). The exit status is 1 when anything failed.
+# build counts as one; cargo test counts every test of every test binary of
+# the workspace). The exit status is 1 when anything failed.
 set -uo pipefail
 
 cd "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/.." || exit 2
@@ -78,9 +80,11 @@ count_real_programs() {
 }
 
 step fmt one cargo fmt --all -- --check
-step clippy one cargo clippy --all-targets --release -- -D warnings
+step clippy one cargo clippy --workspace --all-targets --release -- -D warnings
 if step build one cargo build --release; then
-    step "cargo test" count_cargo_test cargo test --release
+    # --no-fail-fast: a failing test binary does not keep the later ones from
+    # running and being counted
+    step "cargo test" count_cargo_test cargo test --release --workspace --no-fail-fast
     step "real programs" count_real_programs scripts/real-programs.sh
 else
     skip "cargo test" "the build failed"

@@ -1,13 +1,13 @@
-//! Fuzz target: the input bytes decode to an xalloc op sequence (`xalloc::opseq::decode`),
-//! which runs against the shadow model; any model violation panics, which libFuzzer reports
-//! as a crash. Set `XALLOC_OPSEQ_TRACE=1` to print each op and each new block to stderr (for
-//! reading a reproducer: `cargo fuzz run ops --sanitizer none <file>`).
+//! Fuzz target: the input bytes decode to an xalloc op sequence (`xalloc_testkit::decode`),
+//! which runs against the testkit's shadow model; any model violation panics, which libFuzzer
+//! reports as a crash. Set `XALLOC_OPSEQ_TRACE=1` to print each op and each new block to
+//! stderr (for reading a reproducer: `cargo fuzz run ops --sanitizer none <file>`).
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
-use xalloc::opseq::{self, Config};
+use xalloc_testkit::{Config, run_bytes};
 
 fn trace() -> bool {
     static TRACE: OnceLock<bool> = OnceLock::new();
@@ -22,5 +22,5 @@ fuzz_target!(|data: &[u8]| {
         trace: trace(),
         ..Config::default()
     };
-    opseq::run_bytes(cfg, data);
+    run_bytes(cfg, data);
 });

@@ -1,13 +1,14 @@
-//! Deterministic property tests over `xalloc::opseq`: fixed seeds expand to pseudo-random byte
-//! strings, which decode to op sequences run against the shadow model — on one thread, and on
-//! three threads that pass live blocks to each other (and to the main thread after they exit)
-//! to be verified, resized and freed there. Any model violation panics, naming the op that
-//! failed. Inputs on which the fuzzer once failed (`fuzz/regressions/ops/`) are replayed too.
+//! Deterministic property tests over the testkit's op-sequence engine: fixed seeds expand to
+//! pseudo-random byte strings, which decode to op sequences run against the shadow model — on
+//! one thread, and on three threads that pass live blocks to each other (and to the main thread
+//! after they exit) to be verified, resized and freed there, all of them sharing one model.
+//! Any model violation panics, naming the op that failed. Inputs on which the fuzzer once
+//! failed (`fuzz/regressions/ops/`) are replayed too.
 
-use std::sync::Mutex;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use xalloc::opseq::{self, Config, Engine, Handoff, Op, Summary};
+use xalloc_testkit::{self as opseq, Config, Engine, Handoff, Op, SharedModel, Summary};
 
 /// The tests run one at a time: the single-threaded one claims `Config::exclusive`.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -79,7 +80,7 @@ fn class_and_path_boundaries() {
         count: 255,
         stride: 3,
     });
-    const MAX_RUN: usize = 32 << 20;
+    const MAX_RUN: usize = xalloc::MEDIUM_LIMIT;
     for (i, size) in [
         32768 - 1,
         32768,
@@ -119,12 +120,11 @@ fn class_and_path_boundaries() {
 #[test]
 fn fuzz_regressions() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/regressions/ops");
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/regressions/ops");
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{dir}: {e}"));
     let mut files: Vec<_> = entries.map(|e| e.unwrap().path()).collect();
     files.sort();
+    assert!(!files.is_empty(), "no inputs in {dir}");
     for f in files {
         let data = std::fs::read(&f).unwrap();
         eprintln!("replaying {}: {:?}", f.display(), opseq::decode(&data));
@@ -153,6 +153,7 @@ fn handle(e: &mut Engine, m: Msg, received: &mut u64) {
 fn worker(
     id: u64,
     rounds: u64,
+    shared: Arc<SharedModel>,
     to_next: mpsc::Sender<Msg>,
     from_prev: mpsc::Receiver<Msg>,
     to_main: mpsc::Sender<Handoff>,
@@ -162,10 +163,13 @@ fn worker(
     for round in 0..rounds {
         let seed = 0xc0ff_ee00 + id * 1000 + round;
         let ops = opseq::decode(&bytes(seed, 1536));
-        let mut e = Engine::new(Config {
-            max_live_bytes: 128 << 20,
-            ..Config::default()
-        });
+        let mut e = Engine::with_shared(
+            Config {
+                max_live_bytes: 128 << 20,
+                ..Config::default()
+            },
+            Arc::clone(&shared),
+        );
         for (i, op) in ops.iter().enumerate() {
             e.apply(op);
             let r = opseq::mix64(seed ^ i as u64);
@@ -206,7 +210,7 @@ fn worker(
     }
     // No more sends from here; take what the previous thread still sends until it is done.
     drop(to_next);
-    let mut e = Engine::new(Config::default());
+    let mut e = Engine::with_shared(Config::default(), shared);
     while let Ok(m) = from_prev.recv() {
         handle(&mut e, m, &mut received);
     }
@@ -222,6 +226,9 @@ fn seeded_sequences_three_threads_passing_blocks() {
     const N: usize = 3;
     let mut total = Summary::default();
     let mut kept: Vec<Handoff> = Vec::new();
+    // One model for every engine of both generations: blocks of different threads, and blocks
+    // in transit, must not overlap either.
+    let shared = Arc::new(SharedModel::new());
     // Two generations of threads: the second adopts the heaps the first left behind.
     for generation in 0..2u64 {
         let (to_main, main_rx) = mpsc::channel::<Handoff>();
@@ -237,7 +244,10 @@ fn seeded_sequences_three_threads_passing_blocks() {
             let tx = txs[(i + 1) % N].clone();
             let to_main = to_main.clone();
             let id = generation * N as u64 + i as u64;
-            handles.push(std::thread::spawn(move || worker(id, 6, tx, rx, to_main)));
+            let shared = Arc::clone(&shared);
+            handles.push(std::thread::spawn(move || {
+                worker(id, 6, shared, tx, rx, to_main)
+            }));
         }
         drop(txs);
         drop(to_main);
@@ -260,6 +270,8 @@ fn seeded_sequences_three_threads_passing_blocks() {
     for h in kept {
         h.free();
     }
+    // Every block was received and freed: none is left in the model.
+    assert_eq!(shared.free_leftovers(), 0);
     xalloc::ffi::xa_check_heap();
     eprintln!("three threads: {total:?} in {:?}", t.elapsed());
     assert!(total.allocations > 1000);
