@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Instructions per malloc+free pair, counted with callgrind (deterministic), for xalloc and any
 # other allocator libraries given as arguments ("glibc" means no preload).
-# Usage: scripts/fastpath-count.sh [sizes...] -- [glibc|/path/lib.so ...]
+# Usage: scripts/fastpath-count.sh [--keep K] [sizes...] -- [glibc|/path/lib.so ...]
+#
+# --keep K: K blocks of the probed size stay live through the loop (default 0: the loop frees the
+# only live block of its page each time, which sends allocators that retire empty pages down
+# their slow path; 8 measures every allocator's plain fast path).
 #
 # Each cell is "pair/inside": `pair` is the whole loop iteration of scripts/fastpath.c (malloc,
 # free, the calls, the loop), `inside` the same less the loop's own instructions in `main`, i.e.
@@ -15,6 +19,8 @@ for tool in valgrind callgrind_annotate; do
 done
 sizes=(16 64 256 4096)
 libs=(glibc "$root/target/release/libxalloc.so")
+keep=0
+if [ "${1:-}" = "--keep" ]; then keep=$2; shift 2; fi
 if [ $# -gt 0 ]; then
   sizes=(); while [ $# -gt 0 ] && [ "$1" != "--" ]; do sizes+=("$1"); shift; done
   if [ "${1:-}" = "--" ]; then shift; libs=("$@"); fi
@@ -24,7 +30,7 @@ gcc -O2 -fno-builtin -o "$tmp/fastpath" "$here/fastpath.c"
 count() { # lib size n -> "total main-self"
   local pre=() total
   [ "$1" = glibc ] || pre=(env LD_PRELOAD="$1")
-  total=$("${pre[@]}" valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.out" "$tmp/fastpath" "$2" "$3" 2>&1 \
+  total=$("${pre[@]}" valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.out" "$tmp/fastpath" "$2" "$3" "$keep" 2>&1 \
     | sed -n 's/.*Collected : \([0-9]*\).*/\1/p')
   echo "$total $(callgrind_annotate "$tmp/cg.out" | awk '/:main \[.*fastpath\]/ { gsub(",", "", $1); print $1; exit }')"
 }
