@@ -28,6 +28,8 @@ typedef struct {
   size_t heaps;
   // Heaps left by exited threads that still hold live blocks.
   size_t abandoned_heaps;
+  // Freed small blocks that threads cache for reuse (not counted in `in_use`).
+  size_t cached_free;
 } xa_stats_t;
 
 #ifdef __cplusplus

@@ -15,8 +15,9 @@ use crate::medium::{self, MEDIUM_LIMIT};
 use crate::os::{self, PAGE};
 use crate::pagemap;
 use crate::purge;
+use crate::secret;
 use crate::size_class::{SLAB_LIMIT, class_of};
-use crate::span::{Kind, Span};
+use crate::span::{Block, Kind, Span};
 use crate::thread;
 use crate::tls;
 use core::ptr;
@@ -182,13 +183,15 @@ pub fn owns(p: *const u8) -> bool {
     if span.kind() != Kind::Slab {
         return true;
     }
-    // A block this thread freed into its hot list is free, whoever owns its slab.
-    if thread::hot_holds(p, span.class()) {
+    // A freed block carries the mark until it is handed out again, wherever it waits (a hot
+    // list, a remote stack, its slab's lists).
+    // SAFETY: p is a block start of a live slab.
+    if unsafe { Block::is_marked(p as *mut Block, secret::keys().1) } {
         return false;
     }
-    // A block of a slab this thread owns is live unless it sits on the slab's free lists or on
-    // our remote stack. A block of a slab another thread owns counts as live until that owner
-    // collects it.
+    // An unmarked block of a slab this thread owns is live unless it was never handed out (on
+    // the slab's free list, or not carved yet). A block of a slab another thread owns counts
+    // as live then.
     let me = tls::heap().cast();
     if span.owner() == me {
         // Take in the blocks other threads freed to us first (this may even release the slab).
@@ -277,11 +280,9 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
         }
         match span.kind() {
             Kind::Slab => {
-                // The block this thread freed last is in its hot list or on top of its
-                // slab's local list.
-                if (span.local_head() as *mut u8 == p && span.owner() == tls::heap().cast())
-                    || thread::hot_holds(p, span.class())
-                {
+                // A freed block carries the mark until it is handed out again.
+                // SAFETY: p is a block start of a live slab.
+                if unsafe { Block::is_marked(p as *mut Block, secret::keys().1) } {
                     misuse("realloc", "double free", p as usize);
                 }
                 let bs = span.block_size();

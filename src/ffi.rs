@@ -35,6 +35,8 @@ pub struct XaStats {
     pub heaps: usize,
     /// Heaps left by exited threads that still hold live blocks.
     pub abandoned_heaps: usize,
+    /// Freed small blocks that threads cache for reuse (not counted in `in_use`).
+    pub cached_free: usize,
 }
 
 /// Allocate `size` bytes, 16-byte aligned. Returns NULL with `errno = ENOMEM` on failure.
@@ -131,6 +133,7 @@ pub unsafe extern "C" fn xa_stats(out: *mut XaStats) -> c_int {
         dirty_pages: s.dirty_pages,
         heaps: s.heaps,
         abandoned_heaps: s.abandoned_heaps,
+        cached_free: s.cached_free,
     };
     // SAFETY: caller's contract.
     unsafe { out.write(v) };
@@ -184,15 +187,15 @@ fn mallinfo2_now() -> MallInfo2 {
     let s = stats::snapshot();
     MallInfo2 {
         // Bytes obtained for the non-mmapped part: our arenas' pages in use or free.
-        arena: s.small_in_use + s.slab_free + s.medium_in_use + s.free_pages,
+        arena: s.small_in_use + s.cached_free + s.slab_free + s.medium_in_use + s.free_pages,
         ordblks: 0,
         smblks: 0,
         hblks: s.huge_count,
         hblkhd: s.huge_in_use,
         usmblks: 0,
-        fsmblks: s.slab_free,
+        fsmblks: s.slab_free + s.cached_free,
         uordblks: s.in_use(),
-        fordblks: s.slab_free + s.free_pages,
+        fordblks: s.slab_free + s.cached_free + s.free_pages,
         keepcost: s.dirty_pages,
     }
 }
@@ -279,7 +282,7 @@ fn malloc_info_impl(options: c_int, fp: *mut libc::FILE) -> c_int {
         .push(b"\"/>\n");
     let mut l2 = LineBuf::new();
     l2.push(b"<total type=\"free\" size=\"")
-        .dec((s.slab_free + s.free_pages) as u64)
+        .dec((s.slab_free + s.cached_free + s.free_pages) as u64)
         .push(b"\"/>\n<total type=\"unpurged\" size=\"")
         .dec(s.dirty_pages as u64)
         .push(b"\"/>\n<system type=\"reserved\" size=\"")

@@ -3,8 +3,14 @@
 //!
 //! The owner allocates and frees on its slabs with no lock and no atomic read-modify-write. A
 //! thread that frees a block of a slab it does not own keeps it in its own hot list if there is
-//! room, else pushes it onto the owning heap's `remote` stack (one CAS); the owner takes the
-//! whole stack with one swap in its slow path and frees the blocks locally.
+//! room and it holds fewer than [`FOREIGN_LIMIT`] such blocks, else pushes it onto the owning
+//! heap's `remote` stack (one CAS); the owner takes the whole stack with one swap in its slow
+//! path and frees the blocks locally. Kept foreign blocks go home at the heap's next tick or
+//! slow path (or `malloc_trim`, or thread exit), so a thread holds at most [`FOREIGN_LIMIT`] of
+//! them, and only until it next frees [`TICK_EVERY`] blocks or misses in malloc.
+//!
+//! Every stored link is encoded and checked when followed, every freed block marked, and every
+//! free of a marked block reported as a double free (see [`crate::secret`]).
 //!
 //! This file knows nothing of threads: which heap a thread uses, and what happens to a heap
 //! when its thread exits, is [`crate::thread`]'s and [`crate::registry`]'s. The fast paths take
@@ -14,13 +20,14 @@
 
 use crate::pagemap;
 use crate::purge;
+use crate::secret;
 use crate::size_class::{CLASS_SIZE, NUM_CLASSES, SizeClass};
 use crate::slab;
-use crate::span::{Block, Kind, Span};
+use crate::span::{Block, Kind, Span, corrupt};
 use crate::span_list::SpanList;
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicI8, AtomicPtr, AtomicUsize, Ordering};
 
 /// Keeps a field on its own cache line so remote pushes do not disturb the owner's lines.
 #[repr(C, align(64))]
@@ -54,21 +61,27 @@ const HOT_LIMIT: [i8; NUM_CLASSES] = {
     t
 };
 
-/// Frees into a hot list, or that empty a class's current slab, between two checks of the
-/// purge clock.
-const TICK_EVERY: u32 = 256;
+/// Frees into a hot list, or that empty a class's current slab, between two ticks (remote
+/// stack collected, kept foreign blocks sent home, purge clock checked).
+pub const TICK_EVERY: u32 = 256;
+
+/// Most blocks of other heaps' slabs a heap keeps in its hot lists.
+pub const FOREIGN_LIMIT: u32 = 32;
 
 /// A heap.
 ///
 /// Invariants (checked by [`Heap::check_invariants`]):
 /// - `direct[c]` is `queues[c].head`, or the shared empty span when that queue is empty;
-/// - `hot[c]` heads a list (linked through the blocks' first word) of
-///   `HOT_LIMIT[c] - hot_room[c]` block starts of slabs of class `c` (this heap's, or blocks of
-///   other heaps' slabs that this heap's thread freed), each on none of its slab's free lists
-///   and counted in its slab's `used`;
+/// - `hot_room[c] >= 0`;
+/// - `hot[c]` heads a list (links encoded with `mask`) of `HOT_LIMIT[c] - hot_room[c]` block
+///   starts of slabs of class `c`, each marked free, on none of its slab's lists and counted
+///   in its slab's `used`; those of other heaps' slabs number at most `foreign_held` (at most
+///   [`FOREIGN_LIMIT`]) and sit only in classes whose bit is set in `foreign_classes`;
 /// - every span on `queues[c]` is a slab of class `c` whose owner word is `self` (no full
 ///   tag); every span on `full` has owner word `self | FULL_TAG`;
-/// - each owned span is on exactly one of those lists.
+/// - each owned span is on exactly one of those lists;
+/// - `remote.bytes` is at least the bytes of the blocks on the remote stack (a pusher counts
+///   its block before publishing it).
 #[repr(C)]
 pub struct Heap {
     /// Span to allocate from for each class.
@@ -76,26 +89,42 @@ pub struct Heap {
     /// Per class, the few blocks this heap's thread freed last (at most `HOT_LIMIT[c]`: 16 for
     /// classes up to 1 KiB, fewer above, so at most 16 KiB each), handed out first, last freed
     /// first, by the next mallocs of the class: the malloc-free-malloc cycle and churn reuse
-    /// blocks still in the cache, with no slab bookkeeping. Blocks of other heaps' slabs that
-    /// the thread frees go here too when there is room (no atomic at all). A held block still
-    /// counts as used in its slab (so the slab is never released under it), and goes back to
-    /// its slab or its slab's owner in [`Heap::flush_hot`] (thread exit, `malloc_trim`). A list
-    /// rather than one slot, so the "is there one?" branches are predictable when classes
-    /// alternate at random.
+    /// blocks still in the cache, with no slab bookkeeping. A few blocks of other heaps' slabs
+    /// the thread frees go here too (no atomic at all), until the next tick. A held block still
+    /// counts as used in its slab (so the slab is never released under it); statistics count
+    /// it as cached, not in use. A list rather than one slot, so the "is there one?" branches
+    /// are predictable when classes alternate at random.
     hot: [*mut Block; NUM_CLASSES],
-    /// Free places left in each `hot` list (never negative outside a free).
-    hot_room: [i8; NUM_CLASSES],
+    /// The mask of this heap's hot lists (the process's, [`crate::secret`]).
+    mask: u64,
+    /// The process's free-block mark.
+    mark: u64,
+    /// Free places left in each `hot` list. Written by the
+    /// owner only, with relaxed loads and stores; read by statistics from other threads.
+    hot_room: [AtomicI8; NUM_CLASSES],
+    /// An upper bound on the blocks of other heaps' slabs in the hot lists (kept foreign
+    /// blocks that malloc handed out again are not subtracted); reset when they are sent home.
+    foreign_held: u32,
+    /// Bit `c` set if `hot[c]` may hold blocks of other heaps' slabs.
+    foreign_classes: u64,
     /// Slabs with (possibly) free blocks, per class.
     queues: [SpanList; NUM_CLASSES],
     /// Slabs found with no free block.
     full: SpanList,
     /// Counts down the frees that fill a hot list place or empty the class's current slab
-    /// (what a program can repeat forever without reaching a slow path); at zero the remote
-    /// stack is collected and the purge clock checked, so a program that freed a lot and now
-    /// only cycles a few blocks still gives memory back.
+    /// (what a program can repeat forever without reaching a slow path); at zero, the tick.
     tick_countdown: u32,
-    /// Blocks freed to this heap by other threads, linked through their first word.
-    remote: Padded<AtomicPtr<Block>>,
+    /// Blocks freed to this heap by other threads.
+    remote: Padded<Remote>,
+}
+
+/// A heap's remote-free stack.
+#[repr(C)]
+pub struct Remote {
+    /// Top block; links encoded with the process's mask.
+    head: AtomicPtr<Block>,
+    /// Bytes of the blocks on the stack (counted before they are pushed), for statistics.
+    bytes: AtomicUsize,
 }
 
 /// A `Heap` that may live in a `static`.
@@ -131,22 +160,48 @@ fn erased(h: *mut Heap) -> *mut () {
     h.cast()
 }
 
+/// `HOT_LIMIT` as atomics.
+const fn full_room() -> [AtomicI8; NUM_CLASSES] {
+    let mut t = [const { AtomicI8::new(0) }; NUM_CLASSES];
+    let mut c = 0;
+    while c < NUM_CLASSES {
+        t[c] = AtomicI8::new(HOT_LIMIT[c]);
+        c += 1;
+    }
+    t
+}
+
 impl Heap {
-    /// A heap with no slabs and empty hot lists.
+    /// A heap with no slabs and empty hot lists. Its keys are unset: a heap that will hold
+    /// blocks gets them from [`Heap::set_keys`].
     pub const fn new() -> Heap {
         Heap {
             direct: [EMPTY_SPAN.0.get(); NUM_CLASSES],
             hot: [ptr::null_mut(); NUM_CLASSES],
-            hot_room: HOT_LIMIT,
+            mask: 0,
+            mark: 0,
+            hot_room: full_room(),
+            foreign_held: 0,
+            foreign_classes: 0,
             queues: [SpanList::EMPTY; NUM_CLASSES],
             full: SpanList::EMPTY,
             tick_countdown: TICK_EVERY,
-            remote: Padded(AtomicPtr::new(ptr::null_mut())),
+            remote: Padded(Remote {
+                head: AtomicPtr::new(ptr::null_mut()),
+                bytes: AtomicUsize::new(0),
+            }),
         }
     }
 
-    /// Allocate a block of class `c` without a slow path: from the hot list, else the current
-    /// slab's free list, else its local list. Null on a miss. About 10 instructions.
+    /// Take the process's keys (before the heap's first free).
+    pub fn set_keys(&mut self) {
+        (self.mask, self.mark) = secret::keys();
+    }
+
+    /// Allocate a block of class `c` without a slow path: from the hot list (its next link
+    /// checked), else the current slab's free list, else its local list. Null on a miss, and
+    /// on a link that fails its check (which [`Heap::check_hot`] and the slow path's
+    /// [`Span::pop_checked`] then report).
     ///
     /// # Safety
     /// `h` is the calling thread's own heap or a static empty heap.
@@ -160,8 +215,14 @@ impl Heap {
             let hot = (*h).hot.get_unchecked_mut(c);
             let b = *hot;
             if !b.is_null() {
-                *hot = (*b).next;
-                *(*h).hot_room.get_unchecked_mut(c) += 1;
+                let n = Block::next(b, (*h).mask);
+                if !Block::plausible(n) {
+                    // left in place for the slow path to report (no call here)
+                    return ptr::null_mut();
+                }
+                *hot = n;
+                room_inc(h, c);
+                Block::clear_mark(b);
                 return b as *mut u8;
             }
             let s = *(*h).direct.get_unchecked(c);
@@ -175,8 +236,8 @@ impl Heap {
     }
 
     /// Free block `p` of slab `s`, owned by `h` and not on its full list (the caller compared
-    /// the owner word with `h`): into the hot list, or the slab's local list when that is full.
-    /// About 12 instructions.
+    /// the owner word with `h`): a marked block is a double free; else into the hot list, or
+    /// the slab's local list when that is full.
     ///
     /// # Safety
     /// `h` is the calling thread's own heap; `p` is a block start of `s`.
@@ -185,15 +246,48 @@ impl Heap {
         let b = p as *mut Block;
         // SAFETY: forwarded contract.
         unsafe {
-            let c = (*s).class().index();
-            let head = *(*h).hot.get_unchecked(c);
-            if b == head {
+            if Block::is_marked(b, (*h).mark) {
                 return double_free(p);
             }
-            if !hot_push(h, c, head, b) {
+            let c = (*s).class().index();
+            if !hot_push(h, c, b) {
                 return free_to_slab(h, s, b);
             }
             count_tick(h)
+        }
+    }
+
+    /// Keep `b`, a block of another heap's slab of class `c` that the calling thread frees
+    /// (not marked), in the hot list if there is room and fewer than [`FOREIGN_LIMIT`] are kept
+    /// (it stays counted as used in its slab, and the thread's next malloc of the class may
+    /// hand it out again: no atomic at all, where handing it to the owner costs a CAS here and
+    /// work there). Returns false when it was not kept.
+    ///
+    /// # Safety
+    /// `h` is the calling thread's own heap; `b` is a live block start the caller gives up.
+    pub unsafe fn keep_foreign(h: *mut Heap, c: SizeClass, b: *mut Block) -> bool {
+        let c = c.index();
+        // SAFETY: forwarded contract; c < NUM_CLASSES.
+        unsafe {
+            if (*h).foreign_held >= FOREIGN_LIMIT {
+                return false;
+            }
+            if !hot_push(h, c, b) {
+                return false;
+            }
+            (*h).foreign_held += 1;
+            (*h).foreign_classes |= 1 << c;
+            count_tick(h);
+        }
+        true
+    }
+
+    /// Abort if the hot list of class `c` is not empty: the fast path gave up on it because
+    /// its head's link failed the check.
+    pub fn check_hot(&self, c: SizeClass) {
+        let b = self.hot[c.index()];
+        if !b.is_null() {
+            corrupt("malloc", b);
         }
     }
 
@@ -209,9 +303,9 @@ impl Heap {
             let next = span.next();
             // SAFETY: as above; refill needs `free` empty, which pop just found.
             let b = unsafe {
-                let mut b = Span::pop(s);
+                let mut b = Span::pop_checked(s);
                 if b.is_null() && span.refill() {
-                    b = Span::pop(s);
+                    b = Span::pop_checked(s);
                 }
                 b
             };
@@ -249,7 +343,7 @@ impl Heap {
             self.queues[c.index()].push_front(s);
             self.sync_direct(c.index());
             (*s).refill();
-            Span::pop(s) as *mut u8
+            Span::pop_checked(s) as *mut u8
         }
     }
 
@@ -263,35 +357,49 @@ impl Heap {
     /// Take every block other threads freed to this heap and free it locally (or forward it
     /// to the slab's current owner if the slab changed hands).
     pub fn collect_remote(&mut self) {
-        if self.remote.0.load(Ordering::Relaxed).is_null() {
+        if self.remote.0.head.load(Ordering::Relaxed).is_null() {
             return;
         }
-        let list = self.remote.0.swap(ptr::null_mut(), Ordering::Acquire);
+        let list = self.remote.0.head.swap(ptr::null_mut(), Ordering::Acquire);
         // SAFETY: the list holds live blocks freed to this heap, now ours.
-        unsafe { self.take_blocks(list) };
+        let bytes = unsafe { self.take_blocks(list, secret::keys().0) };
+        self.remote.0.bytes.fetch_sub(bytes, Ordering::Relaxed);
     }
 
-    /// Free every block of `list` (linked through their first word): locally when its slab is
-    /// ours, else by forwarding it to the slab's current owner (the slab changed hands).
+    /// Free every block of `list` (links encoded with `mask`, each checked): locally when its
+    /// slab is ours, else by forwarding it to the slab's current owner (the slab changed hands,
+    /// or the block is another heap's). Returns the bytes of the blocks.
     ///
     /// # Safety
-    /// The blocks are live blocks of slabs, handed to this heap.
-    unsafe fn take_blocks(&mut self, mut b: *mut Block) {
+    /// The blocks are marked free blocks of slabs, handed to this heap.
+    unsafe fn take_blocks(&mut self, mut b: *mut Block, mask: u64) -> usize {
         let me = erased(self);
+        let mut bytes = 0;
         while !b.is_null() {
-            // SAFETY: the caller hands us live blocks.
-            let next = unsafe { (*b).next };
             let s = pagemap::span_of(b as usize);
+            // SAFETY: page-map entries are valid span headers.
+            let ok = !s.is_null()
+                && unsafe { (*s).kind() == Kind::Slab && (*s).is_block_start(b as usize) };
+            if !ok {
+                corrupt("malloc", b);
+            }
+            // SAFETY: b is a free block of ours (checked above).
+            let next = unsafe { Block::next(b, mask) };
+            if !Block::plausible(next) {
+                corrupt("malloc", b);
+            }
             // SAFETY: a block in transit keeps its slab alive.
-            if unsafe { (*s).owner() } == me {
-                // SAFETY: we own s.
-                unsafe { self.free_local(s, b) };
-            } else {
-                // SAFETY: s is a live slab.
-                unsafe { remote_free(s, b) };
+            unsafe {
+                bytes += (*s).block_size();
+                if (*s).owner() == me {
+                    self.free_local(s, b);
+                } else {
+                    remote_free(s, b);
+                }
             }
             b = next;
         }
+        bytes
     }
 
     /// Give every block held in the hot lists back to its slab (or its slab's owner).
@@ -299,10 +407,46 @@ impl Heap {
         for (c, &limit) in HOT_LIMIT.iter().enumerate() {
             let list = self.hot[c];
             self.hot[c] = ptr::null_mut();
-            self.hot_room[c] = limit;
-            // SAFETY: hot blocks are live blocks this thread gave up (type invariant).
-            unsafe { self.take_blocks(list) };
+            self.hot_room[c].store(limit, Ordering::Relaxed);
+            // SAFETY: hot blocks are marked blocks this thread gave up (type invariant).
+            unsafe { self.take_blocks(list, self.mask) };
         }
+        self.foreign_held = 0;
+        self.foreign_classes = 0;
+    }
+
+    /// Send the other heaps' blocks kept in the hot lists home; the heap's own stay.
+    pub fn flush_foreign(&mut self) {
+        let me = erased(self);
+        let mut classes = self.foreign_classes;
+        while classes != 0 {
+            let c = classes.trailing_zeros() as usize;
+            classes &= classes - 1;
+            let (mut b, mut kept, mut n) = (self.hot[c], ptr::null_mut::<Block>(), 0i8);
+            while !b.is_null() {
+                // SAFETY: hot blocks are marked free blocks (type invariant), checked as they
+                // are followed.
+                unsafe {
+                    let next = Block::next(b, self.mask);
+                    if !Block::plausible(next) {
+                        corrupt("malloc", b);
+                    }
+                    let s = pagemap::span_of(b as usize);
+                    if (*s).owner() == me {
+                        Block::set_next(b, kept, self.mask);
+                        kept = b;
+                        n += 1;
+                    } else {
+                        remote_free(s, b);
+                    }
+                    b = next;
+                }
+            }
+            self.hot[c] = kept;
+            self.hot_room[c].store(HOT_LIMIT[c] - n, Ordering::Relaxed);
+        }
+        self.foreign_held = 0;
+        self.foreign_classes = 0;
     }
 
     /// Return every empty slab on the class queues to the page allocator.
@@ -335,10 +479,11 @@ impl Heap {
     /// into our slabs on the full list).
     ///
     /// # Safety
-    /// We own `s`; `b` is a live block of it.
+    /// We own `s`; `b` is a live or marked block of it that nobody else uses.
     pub unsafe fn free_local(&mut self, s: *mut Span, b: *mut Block) {
         // SAFETY: forwarded contract.
         unsafe {
+            Block::set_mark(b, secret::keys().1);
             Span::push_local(s, b);
             self.after_free(s);
         }
@@ -373,42 +518,22 @@ impl Heap {
         }
     }
 
-    /// Keep `b`, a block of another heap's slab of class `c` that the calling thread frees, in
-    /// this heap's hot list if there is room (it stays counted as used in its slab, and the
-    /// thread's next malloc of the class hands it out again: no atomic at all, where handing it
-    /// to the owner costs a CAS here and work there). Returns false when the list is full.
+    /// Bytes of the free blocks heap `h` caches: in its hot lists, and on its remote stack.
+    /// Relaxed reads of atomics only, through the raw pointer (the owner may be changing the
+    /// heap meanwhile): a snapshot, exact when the heap's thread is not in the allocator.
     ///
     /// # Safety
-    /// This is the calling thread's heap; `b` is a live block start the caller gives up.
-    pub unsafe fn keep_foreign(&mut self, c: SizeClass, b: *mut Block) -> bool {
-        let h = self as *mut Heap;
-        let c = c.index();
-        // SAFETY: forwarded contract; c < NUM_CLASSES.
-        unsafe {
-            let head = *(*h).hot.get_unchecked(c);
-            if b == head {
-                double_free(b as *mut u8);
-                return true;
-            }
-            if hot_push(h, c, head, b) {
-                return true;
-            }
-            hot_unpush(h, c);
+    /// `h` is a valid heap (heaps are never unmapped).
+    pub unsafe fn cached_bytes(h: *const Heap) -> usize {
+        let mut n = 0;
+        for (c, &limit) in HOT_LIMIT.iter().enumerate() {
+            // SAFETY: forwarded contract; an atomic field, read through a shared reference to
+            // itself only.
+            let room = unsafe { &*ptr::addr_of!((*h).hot_room[c]) }.load(Ordering::Relaxed);
+            n += (limit - room).max(0) as usize * CLASS_SIZE[c] as usize;
         }
-        false
-    }
-
-    /// Whether block `p` of class `c` sits in this heap's hot list of its class.
-    pub fn hot_holds(&self, p: *const u8, c: SizeClass) -> bool {
-        let mut b = self.hot[c.index()];
-        while !b.is_null() {
-            if b as *const u8 == p {
-                return true;
-            }
-            // SAFETY: hot lists hold live blocks of ours.
-            b = unsafe { (*b).next };
-        }
-        false
+        // SAFETY: as above.
+        n + unsafe { &*ptr::addr_of!((*h).remote.0.bytes) }.load(Ordering::Relaxed)
     }
 
     /// Take over every slab of `victim` (whose thread is gone), and the blocks on its remote
@@ -442,9 +567,15 @@ impl Heap {
             }
         }
         // Blocks already pushed to the victim's stack belong to slabs that are now ours.
-        let list = victim.remote.0.swap(ptr::null_mut(), Ordering::Acquire);
-        // SAFETY: live blocks in transit, now ours to free or forward.
-        unsafe { self.take_blocks(list) };
+        victim.collect_into(self);
+    }
+
+    /// Hand the blocks on this heap's remote stack to `other` to free or forward.
+    fn collect_into(&mut self, other: &mut Heap) {
+        let list = self.remote.0.head.swap(ptr::null_mut(), Ordering::Acquire);
+        // SAFETY: live blocks in transit, now other's to free or forward.
+        let bytes = unsafe { other.take_blocks(list, secret::keys().0) };
+        self.remote.0.bytes.fetch_sub(bytes, Ordering::Relaxed);
     }
 
     /// Verify the invariants documented on the type. Aborts on violation.
@@ -453,6 +584,7 @@ impl Heap {
     /// The caller owns the heap.
     pub unsafe fn check_invariants(&self) {
         let me = erased(self as *const Heap as *mut Heap);
+        let mut foreign = 0;
         for (c, &head) in self.hot.iter().enumerate() {
             let (mut b, mut n) = (head, 0usize);
             while !b.is_null() {
@@ -464,14 +596,23 @@ impl Heap {
                 let span = unsafe { &*s };
                 xa_check!(span.kind() == Kind::Slab && span.class().index() == c);
                 xa_check!(span.is_block_start(b as usize));
-                // another heap's slab lists are its owner's to walk
-                // SAFETY: we own the span when its owner is us.
-                xa_check!(span.owner() != me || !unsafe { span.holds_free(b as *const u8) });
+                // SAFETY: b is a block of ours.
+                xa_check!(unsafe { Block::is_marked(b, self.mark) });
+                if span.owner() != me {
+                    foreign += 1;
+                    xa_check!(self.foreign_classes & (1 << c) != 0);
+                } else {
+                    // another heap's slab lists are its owner's to walk
+                    // SAFETY: we own the span.
+                    xa_check!(!unsafe { span.holds_free(b as *const u8) });
+                }
                 // SAFETY: hot blocks are ours (checked above).
-                b = unsafe { (*b).next };
+                b = unsafe { Block::next(b, self.mask) };
             }
-            xa_check!(n == (HOT_LIMIT[c] - self.hot_room[c]) as usize);
+            let room = self.hot_room[c].load(Ordering::Relaxed);
+            xa_check!(n == (HOT_LIMIT[c] - room) as usize);
         }
+        xa_check!(foreign <= self.foreign_held && self.foreign_held <= FOREIGN_LIMIT);
         for c in 0..NUM_CLASSES {
             let q = &self.queues[c];
             let head = if q.is_empty() {
@@ -485,7 +626,7 @@ impl Heap {
                 q.check(|span| {
                     xa_check!(span.kind() == Kind::Slab && span.class().index() == c);
                     xa_check!(span.owner_word() == me);
-                    span.check_invariants();
+                    span.check_invariants(self.mark);
                 });
             }
         }
@@ -498,38 +639,40 @@ impl Heap {
     }
 }
 
-/// Push `b` (not the list's head) onto `h`'s hot list of class `c`, whose head is `head`, if
-/// there is room. The room count is decremented first, so the fast path pays a `dec` and a
-/// sign test; when the list was full this returns false with the count one below zero, and
-/// the caller restores it with [`hot_unpush`] (kept off the fast path, where restoring in
-/// place cost three instructions per pair).
+/// `hot_room[c] += 1` by a relaxed load and store (the owner is the only writer).
+///
+/// # Safety
+/// `h` is the calling thread's own heap; `c < NUM_CLASSES`.
+#[inline(always)]
+unsafe fn room_inc(h: *mut Heap, c: usize) {
+    // SAFETY: forwarded contract.
+    let room = unsafe { (*h).hot_room.get_unchecked(c) };
+    room.store(room.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+/// Mark `b` free and push it onto `h`'s hot list of class `c`, if there is room (a compare
+/// with zero, and a `dec` in memory).
 ///
 /// # Safety
 /// `h` is the calling thread's own heap; `b` a live block start of class `c` that the caller
 /// gives up.
 #[inline(always)]
-unsafe fn hot_push(h: *mut Heap, c: usize, head: *mut Block, b: *mut Block) -> bool {
+unsafe fn hot_push(h: *mut Heap, c: usize, b: *mut Block) -> bool {
     // SAFETY: forwarded contract; c < NUM_CLASSES.
     unsafe {
-        let room = (*h).hot_room.get_unchecked_mut(c);
-        *room -= 1;
-        if *room < 0 {
+        let room = (*h).hot_room.get_unchecked(c);
+        if room.load(Ordering::Relaxed) <= 0 {
             return false;
         }
-        (*b).next = head;
-        *(*h).hot.get_unchecked_mut(c) = b;
+        // A second load, so the compiler folds load, decrement and store into one `dec` on
+        // memory (it does not fold them when the first load's register is reused).
+        room.store(room.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
+        Block::set_mark(b, (*h).mark);
+        let head = (*h).hot.get_unchecked_mut(c);
+        Block::set_next(b, *head, (*h).mask);
+        *head = b;
     }
     true
-}
-
-/// Undo the decrement of a [`hot_push`] that returned false.
-///
-/// # Safety
-/// As for [`hot_push`].
-#[inline(always)]
-unsafe fn hot_unpush(h: *mut Heap, c: usize) {
-    // SAFETY: forwarded contract; c < NUM_CLASSES.
-    unsafe { *(*h).hot_room.get_unchecked_mut(c) += 1 };
 }
 
 /// Count one free that a program can repeat without reaching a slow path; every
@@ -551,17 +694,13 @@ unsafe fn count_tick(h: *mut Heap) {
 /// A local free whose class's hot list is full: give the block to its slab.
 ///
 /// # Safety
-/// `h` is the calling thread's heap, which owns slab `s`; `b` is a live block start of `s`;
-/// a [`hot_push`] of `b` just returned false.
+/// `h` is the calling thread's heap, which owns slab `s`; `b` is a live block start of `s`.
 #[inline(never)]
 unsafe fn free_to_slab(h: *mut Heap, s: *mut Span, b: *mut Block) {
     // SAFETY: forwarded contract.
     unsafe {
         let c = (*s).class().index();
-        hot_unpush(h, c);
-        if b == (*s).local_head() {
-            return double_free(b as *mut u8);
-        }
+        Block::set_mark(b, (*h).mark);
         if Span::push_local(s, b) == 0 {
             if *(*h).direct.get_unchecked(c) != s {
                 return (*h).after_free(s);
@@ -573,8 +712,8 @@ unsafe fn free_to_slab(h: *mut Heap, s: *mut Span, b: *mut Block) {
 }
 
 /// Every [`TICK_EVERY`] counted frees: take in the blocks other threads freed to us (a thread
-/// that only cycles a few blocks would otherwise never collect them) and check the purge
-/// clock.
+/// that only cycles a few blocks would otherwise never collect them), send kept foreign blocks
+/// home, and check the purge clock.
 #[cold]
 #[inline(never)]
 fn tick_now(h: *mut Heap) {
@@ -583,6 +722,7 @@ fn tick_now(h: *mut Heap) {
     unsafe {
         (*h).tick_countdown = TICK_EVERY;
         (*h).collect_remote();
+        (*h).flush_foreign();
     }
     purge::tick();
 }
@@ -598,21 +738,30 @@ fn double_free(p: *mut u8) {
     }
 }
 
-/// Push block `b` of slab `s` onto its owner's remote stack. One CAS.
+/// Mark block `b` of slab `s` free and push it onto its owner's remote stack. One CAS (and
+/// the count of its bytes).
 ///
 /// # Safety
 /// `s` is a live slab and `b` a live block of it that the caller gives up.
 pub unsafe fn remote_free(s: *mut Span, b: *mut Block) {
+    let (mask, mark) = secret::keys();
     // SAFETY: a live block keeps its slab (and the slab's owner) valid; heaps are never
     // unmapped.
-    let owner: *mut Heap = unsafe { (*s).owner() }.cast();
+    let remote = unsafe { &(*(*s).owner().cast::<Heap>()).remote.0 };
     // SAFETY: as above.
-    let stack = unsafe { &(*owner).remote.0 };
-    let mut head = stack.load(Ordering::Relaxed);
+    remote
+        .bytes
+        .fetch_add(unsafe { (*s).block_size() }, Ordering::Relaxed);
+    // SAFETY: we own b until the CAS publishes it.
+    unsafe { Block::set_mark(b, mark) };
+    let mut head = remote.head.load(Ordering::Relaxed);
     loop {
-        // SAFETY: we own b until the CAS publishes it.
-        unsafe { (*b).next = head };
-        match stack.compare_exchange_weak(head, b, Ordering::Release, Ordering::Relaxed) {
+        // SAFETY: as above.
+        unsafe { Block::set_next(b, head, mask) };
+        match remote
+            .head
+            .compare_exchange_weak(head, b, Ordering::Release, Ordering::Relaxed)
+        {
             Ok(_) => return,
             Err(h) => head = h,
         }

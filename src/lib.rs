@@ -20,7 +20,7 @@
 //! L5    | arena span_list         | 64 MiB arenas and their header, the arena list; lists of spans
 //! L4    | span buddy              | the header of a run and a slab's block lists; buddy arithmetic
 //! L3    | size_class bitmap       | class tables; page bitmaps
-//! L2    | sync config             | the futex lock; XALLOC_* options
+//! L2    | sync config secret      | the futex lock; XALLOC_* options; free-list mask and mark
 //! L1    | debug                   | fatal errors, misuse reports, assertions, no allocation
 //! L0    | os                      | the only module that calls libc or the kernel
 //! ```
@@ -93,6 +93,7 @@ mod pagemap;
 mod pages;
 mod purge;
 mod registry;
+mod secret;
 mod size_class;
 mod slab;
 mod span;

@@ -156,6 +156,19 @@ pub fn abort() -> ! {
     unsafe { libc::abort() }
 }
 
+/// The 16 random bytes the kernel passes every new program (`AT_RANDOM`), as two words; zeros
+/// if the auxiliary vector has none. Never allocates.
+pub fn startup_random() -> [u64; 2] {
+    // SAFETY: getauxval only reads the auxiliary vector.
+    let p = unsafe { libc::getauxval(libc::AT_RANDOM) } as *const [u64; 2];
+    if p.is_null() {
+        return [0; 2];
+    }
+    // SAFETY: AT_RANDOM points at 16 bytes on the initial stack that live as long as the
+    // process; they may be unaligned.
+    unsafe { p.read_unaligned() }
+}
+
 /// Milliseconds from a coarse monotonic clock (a vDSO read, a few nanoseconds).
 pub fn now_ms() -> u64 {
     let mut ts = libc::timespec {

@@ -137,6 +137,7 @@ pub fn take_heap() -> *mut Heap {
         (*e).list_next = ptr::null_mut();
         (*e).key_registered = false;
         (*e).key_verify = false;
+        (*e).heap.set_keys();
         &raw mut (*e).heap
     }
 }
@@ -218,6 +219,23 @@ pub unsafe fn orphan_all_but(me: *mut Heap) {
             e = (*e).all_next;
         }
     }
+}
+
+/// Bytes of free blocks cached in every heap's hot lists and remote stack, the global heap's
+/// included (statistics; a snapshot).
+pub fn cached_bytes() -> usize {
+    let _g = Guard::new(&HEAPS_LOCK);
+    let mut n = 0;
+    let mut e = ALL.load(Ordering::Relaxed);
+    while !e.is_null() {
+        // SAFETY: entries are never freed; HEAPS_LOCK held for the list.
+        unsafe {
+            n += Heap::cached_bytes(&raw const (*e).heap);
+            e = (*e).all_next;
+        }
+    }
+    // SAFETY: a valid static heap.
+    n + unsafe { Heap::cached_bytes(GLOBAL_HEAP.get()) }
 }
 
 /// Number of heaps ever created and of abandoned heaps (statistics).

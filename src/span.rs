@@ -22,11 +22,82 @@ use crate::size_class::SizeClass;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, Ordering};
 
-/// A free block: the first word links to the next free block.
+/// A free block: its first word links to the next free block of the same list, encoded with
+/// the list's mask ([`crate::secret`]); its second word holds the process's mark once the
+/// block has been freed (blocks are at least 16 bytes).
 #[repr(C)]
 pub struct Block {
-    /// Next free block in the same list.
-    pub next: *mut Block,
+    /// `next ^ mask`.
+    link: u64,
+    /// The mark while the block is free (after a free), anything while it is live.
+    mark: u64,
+}
+
+impl Block {
+    /// The next block of the list `b` is on, decoded with `mask`.
+    ///
+    /// # Safety
+    /// `b` is a free block of ours.
+    #[inline(always)]
+    pub unsafe fn next(b: *mut Block, mask: u64) -> *mut Block {
+        // SAFETY: forwarded contract; blocks are ours, mapped and at least 16 bytes.
+        ptr::with_exposed_provenance_mut(unsafe { (*b).link ^ mask } as usize)
+    }
+
+    /// Link `b` to `next`, encoded with `mask`.
+    ///
+    /// # Safety
+    /// `b` is a block of ours that nobody else uses now.
+    #[inline(always)]
+    pub unsafe fn set_next(b: *mut Block, next: *mut Block, mask: u64) {
+        // SAFETY: forwarded contract.
+        unsafe { (*b).link = next.expose_provenance() as u64 ^ mask };
+    }
+
+    /// Whether `b` carries `mark`, i.e. was freed and not handed out since.
+    ///
+    /// # Safety
+    /// `b` is a block start of one of our slabs.
+    #[inline(always)]
+    pub unsafe fn is_marked(b: *mut Block, mark: u64) -> bool {
+        // SAFETY: forwarded contract.
+        unsafe { (*b).mark == mark }
+    }
+
+    /// Mark `b` as free.
+    ///
+    /// # Safety
+    /// `b` is a block of ours that the program gave up.
+    #[inline(always)]
+    pub unsafe fn set_mark(b: *mut Block, mark: u64) {
+        // SAFETY: forwarded contract.
+        unsafe { (*b).mark = mark };
+    }
+
+    /// Clear the mark of `b`, which is being handed out.
+    ///
+    /// # Safety
+    /// `b` is a block of ours being handed out.
+    #[inline(always)]
+    pub unsafe fn clear_mark(b: *mut Block) {
+        // SAFETY: forwarded contract.
+        unsafe { (*b).mark = 0 };
+    }
+
+    /// Whether `next`, decoded from a link, may be a block pointer at all: null or 16-byte
+    /// aligned.
+    #[inline(always)]
+    pub fn plausible(next: *mut Block) -> bool {
+        next.addr() & 15 == 0
+    }
+}
+
+/// Report a free list whose link at `at` decodes to something that is not a block of the list,
+/// and abort: `xalloc: <call>(): corrupted free list at 0x…`.
+#[cold]
+#[inline(never)]
+pub fn corrupt(call: &str, at: *mut Block) -> ! {
+    crate::debug::misuse(call, "corrupted free list at", at as usize)
 }
 
 /// What a span holds.
@@ -66,7 +137,9 @@ pub struct Links {
 ///   this span's two lists: blocks the program holds, blocks on their way to the owner through
 ///   some heap's remote stack, and blocks cached in some thread's hot list;
 /// - every block on `free`/`local_free` lies in `start..start + capacity * block_size` at a
-///   multiple of `block_size`, and appears once;
+///   multiple of `block_size`, and appears once; its link is encoded with `mask`; every block
+///   on `local_free` carries the process's mark (it was freed), as does every block on `free`
+///   that was ever handed out (carved blocks never were);
 /// - the [`FULL_TAG`] bit of `owner` is set iff the span sits on its heap's full list (then
 ///   `free` and `local_free` were empty and `capacity == reserved` when it moved there);
 /// - `owner` less that bit is the owning heap; it changes only when a heap is adopted.
@@ -100,6 +173,8 @@ pub struct Span {
     /// 0 when unused: `(off * div_magic) mod 2^64 < start_limit` iff `off` is the offset of one
     /// of the span's `reserved` block slots.
     start_limit: u64,
+    /// The mask of this slab's two lists (the process's, [`crate::secret`]).
+    mask: u64,
     /// Size of each block in bytes (slabs).
     block_size: AtomicU32,
     /// Blocks carved so far.
@@ -114,7 +189,7 @@ pub struct Span {
 
 const _: () = assert!(core::mem::size_of::<Span>() <= 128);
 // The fields the malloc and free fast paths read share the first cache line.
-const _: () = assert!(core::mem::offset_of!(Span, start_limit) < 64 - 8);
+const _: () = assert!(core::mem::offset_of!(Span, mask) <= 64 - 8);
 
 /// `(div_magic, start_limit)` for a slab of `reserved` blocks of `block_size` bytes (see
 /// [`Span::is_block_start`]).
@@ -138,6 +213,7 @@ impl Span {
             start: ptr::null_mut(),
             div_magic: 0,
             start_limit: 0,
+            mask: 0,
             block_size: AtomicU32::new(0),
             capacity: 0,
             reserved: 0,
@@ -165,6 +241,7 @@ impl Span {
         let (magic, limit) = block_start_magic(block_size, self.reserved as usize);
         self.div_magic = magic;
         self.start_limit = limit;
+        self.mask = crate::secret::keys().0;
         self.links = Links {
             next: ptr::null_mut(),
             prev: ptr::null_mut(),
@@ -291,8 +368,12 @@ impl Span {
         self.links.next
     }
 
-    /// Pop a block from `free`, or null. About 4 instructions. Through a raw pointer: the
-    /// fast path calls it on the shared empty span too (which it only reads).
+    /// Pop a block from `free`, or null: decode the link of the head and check that it is
+    /// null or a block start of this slab, clear the handed out block's mark. About 12
+    /// instructions. A link that fails the check leaves the list as it is and gives null, so
+    /// the fast path stays free of calls: the slow path's [`Span::pop_checked`] reports it.
+    /// Through a raw pointer: the fast path calls it on the shared empty span too (which it
+    /// only reads).
     ///
     /// # Safety
     /// `this` is valid, and the caller owns it or its lists are empty.
@@ -301,49 +382,97 @@ impl Span {
         // SAFETY: forwarded contract; blocks on the free list are valid, owned by this span.
         unsafe {
             let b = (*this).free;
+            if b.is_null() {
+                return b;
+            }
+            let n = Block::next(b, (*this).mask);
+            if !n.is_null() && !(*this).is_block_start(n as usize) {
+                return ptr::null_mut();
+            }
+            (*this).free = n;
+            (*this).add_used(1);
+            Block::clear_mark(b);
+            b
+        }
+    }
+
+    /// [`Span::pop`] for slow paths: a bad link aborts with a report.
+    ///
+    /// # Safety
+    /// As for [`Span::pop`].
+    pub unsafe fn pop_checked(this: *mut Span) -> *mut Block {
+        // SAFETY: forwarded contract.
+        unsafe {
+            let b = (*this).free;
             if !b.is_null() {
-                (*this).free = (*b).next;
+                (*this).free = (*this).checked_next(b);
                 (*this).add_used(1);
+                Block::clear_mark(b);
             }
             b
         }
     }
 
-    /// When `free` is empty: take the whole `local_free` list and hand out its first block
-    /// (a swap of two words; large classes carve one block per page, so this keeps their
-    /// malloc-free cycle out of the slow path). Null if `local_free` is empty too.
+    /// When [`Span::pop`] gave null: if `free` is empty, take the whole `local_free` list and
+    /// hand out its first block (a swap of two words; large classes carve one block per page,
+    /// so this keeps their malloc-free cycle out of the slow path). Null if `local_free` is
+    /// empty too, if its head's link fails the check, or if `free` is not empty (a bad link
+    /// there, for the slow path to report).
     ///
     /// # Safety
-    /// As for [`Span::pop`], and `free` is empty.
+    /// As for [`Span::pop`].
     #[inline(always)]
     pub unsafe fn pop_local(this: *mut Span) -> *mut Block {
         // SAFETY: forwarded contract; blocks on the local list are valid, owned by this span.
         unsafe {
             let lf = (*this).local_free;
-            if !lf.is_null() {
-                (*this).local_free = ptr::null_mut();
-                (*this).free = (*lf).next;
-                (*this).add_used(1);
+            if lf.is_null() || !(*this).free.is_null() {
+                return ptr::null_mut();
             }
+            let n = Block::next(lf, (*this).mask);
+            if !n.is_null() && !(*this).is_block_start(n as usize) {
+                return ptr::null_mut();
+            }
+            (*this).local_free = ptr::null_mut();
+            (*this).free = n;
+            (*this).add_used(1);
+            Block::clear_mark(lf);
             lf
         }
     }
 
-    /// The head of the local free list (the block the owner freed last, if it is still there).
+    /// The successor of `b` on one of this slab's lists, checked: null or a block start of
+    /// this slab; anything else aborts.
+    ///
+    /// # Safety
+    /// `b` is on one of this slab's lists.
     #[inline(always)]
-    pub fn local_head(&self) -> *mut Block {
-        self.local_free
+    unsafe fn checked_next(&self, b: *mut Block) -> *mut Block {
+        // SAFETY: forwarded contract.
+        let n = unsafe { Block::next(b, self.mask) };
+        if !n.is_null() && !self.is_block_start(n as usize) {
+            corrupt("malloc", b);
+        }
+        n
+    }
+
+    /// Whether `b` is the head of the local free list (the block the owner freed last, if it
+    /// is still there).
+    #[cfg(test)]
+    pub fn is_local_head(&self, b: *mut Block) -> bool {
+        self.local_free == b
     }
 
     /// Put block `b` on the local free list. Returns the blocks still in use.
     ///
     /// # Safety
-    /// The caller owns the span; `b` is a block of it that is in use (counted in `used`).
+    /// The caller owns the span; `b` is a block of it that is in use (counted in `used`),
+    /// already marked free.
     #[inline(always)]
     pub unsafe fn push_local(this: *mut Span, b: *mut Block) -> u32 {
         // SAFETY: forwarded contract: b is a block of ours that nobody else uses now.
         unsafe {
-            (*b).next = (*this).local_free;
+            Block::set_next(b, (*this).local_free, (*this).mask);
             (*this).local_free = b;
             (*this).add_used(-1)
         }
@@ -365,6 +494,8 @@ impl Span {
     /// The caller owns the span, and `free` is empty.
     pub unsafe fn refill(&mut self) -> bool {
         if !self.local_free.is_null() {
+            // SAFETY: the head is on our local list; a bad link aborts here.
+            unsafe { self.checked_next(self.local_free) };
             self.free = self.local_free;
             self.local_free = ptr::null_mut();
             return true;
@@ -391,9 +522,9 @@ impl Span {
         // Link blocks in address order; the last one ends the list.
         let mut next: *mut Block = self.free;
         for i in (0..n).rev() {
-            let b = (begin + i * bs) as *mut Block;
+            let b = ptr::with_exposed_provenance_mut::<Block>(begin + i * bs);
             // SAFETY: b lies inside the span's run, which the caller owns, and is block aligned.
-            unsafe { (*b).next = next };
+            unsafe { Block::set_next(b, next, self.mask) };
             next = b;
         }
         self.free = next;
@@ -430,31 +561,33 @@ impl Span {
                     return true;
                 }
                 // SAFETY: blocks on our own slab's lists are valid.
-                b = unsafe { (*b).next };
+                b = unsafe { self.checked_next(b) };
             }
         }
         false
     }
 
-    /// Verify the invariants documented on the type for a slab. Aborts on violation. Walks the
-    /// lists, so it costs O(capacity).
+    /// Verify the invariants documented on the type for a slab, with `mark` the process's
+    /// mark. Aborts on violation. Walks the lists, so it costs O(capacity).
     ///
     /// # Safety
     /// The caller owns the span (no concurrent changes).
-    pub unsafe fn check_invariants(&self) {
+    pub unsafe fn check_invariants(&self, mark: u64) {
         xa_check!(self.kind() == Kind::Slab);
         xa_check!(self.capacity <= self.reserved);
         let mut n = 0u32;
-        for head in [self.free, self.local_free] {
+        for (head, freed) in [(self.free, false), (self.local_free, true)] {
             let mut b = head;
             while !b.is_null() {
                 let a = b as usize;
                 xa_check!(self.is_block_start(a));
                 xa_check!(((a - self.start as usize) / self.block_size()) < self.capacity as usize);
+                // SAFETY: b is a free block of this span.
+                xa_check!(!freed || unsafe { Block::is_marked(b, mark) });
                 n += 1;
                 xa_check!(n <= self.capacity);
                 // SAFETY: b is a free block of this span.
-                b = unsafe { (*b).next };
+                b = unsafe { Block::next(b, self.mask) };
             }
         }
         xa_check!(self.used() + n == self.capacity);
@@ -466,6 +599,8 @@ mod tests {
     use super::*;
     use crate::os;
     use crate::size_class::{CLASS_SIZE, NUM_CLASSES, slab_pages};
+
+    const MARK: u64 = 0x5a5a_5a5a_5a5a_5a5f;
 
     #[test]
     fn block_start_test_is_exact_for_every_class_and_offset() {
@@ -551,18 +686,41 @@ mod tests {
                         unsafe { (*(a as *const u8).add(8), *(a as *const u8).add(bs - 1)) };
                     assert_eq!(first, last);
                     // SAFETY: owner-side free of a live block.
-                    let used = unsafe { Span::push_local(&mut s, a as *mut Block) };
+                    let used = unsafe {
+                        Block::set_mark(a as *mut Block, MARK);
+                        Span::push_local(&mut s, a as *mut Block)
+                    };
                     assert_eq!(used as usize, live.len());
-                    assert_eq!(s.local_head() as usize, a);
+                    assert!(s.is_local_head(a as *mut Block));
                     // SAFETY: as above.
                     assert!(unsafe { s.holds_free(a as *const u8) });
                 }
                 // SAFETY: single-threaded owner.
-                unsafe { s.check_invariants() };
+                unsafe { s.check_invariants(MARK) };
                 assert_eq!(s.used() as usize, live.len());
             }
             os::unmap(region, pages * PAGE);
         }
+    }
+
+    #[test]
+    fn links_are_encoded_and_popped_blocks_unmarked() {
+        let region = os::map(8 * PAGE);
+        let mut s = Span::empty();
+        s.init_slab(ptr::null_mut(), SizeClass::new(3), region, 8);
+        // SAFETY: single-threaded owner.
+        unsafe {
+            assert!(s.refill());
+            let head = s.free;
+            // the stored link is not the plain address of the second block
+            assert_ne!((*head).link as usize, head as usize + 64);
+            assert_eq!(Block::next(head, s.mask) as usize, head as usize + 64);
+            Block::set_mark(head, MARK);
+            let b = Span::pop(&mut s);
+            assert_eq!(b, head);
+            assert!(!Block::is_marked(b, MARK));
+        }
+        os::unmap(region, 8 * PAGE);
     }
 
     #[test]

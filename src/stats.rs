@@ -19,15 +19,19 @@ use core::sync::atomic::Ordering;
 pub struct Stats {
     /// Bytes of address space reserved for arenas.
     pub arena_bytes: usize,
-    /// Bytes in live small blocks (size-class rounded).
+    /// Bytes in live small blocks (size-class rounded): handed out and not freed.
     pub small_in_use: usize,
+    /// Bytes in freed small blocks that threads cache for reuse (hot lists, and blocks on
+    /// their way to their owner): free, but not yet back in their slab's lists.
+    pub cached_free: usize,
     /// Bytes in live medium blocks (page rounded).
     pub medium_in_use: usize,
     /// Bytes in live huge mappings.
     pub huge_in_use: usize,
     /// Number of live huge blocks.
     pub huge_count: usize,
-    /// Bytes in slab pages not holding a live block.
+    /// Bytes in slab pages neither live nor cached (free in their slab's lists, or never
+    /// carved).
     pub slab_free: usize,
     /// Bytes in free page runs of the arenas.
     pub free_pages: usize,
@@ -48,10 +52,13 @@ impl Stats {
 
 /// Take a snapshot.
 pub fn snapshot() -> Stats {
-    let small = arena::sum_spans(|s| match s.kind() {
+    // Blocks counted as used by their slab: live ones and cached ones.
+    let slab_used = arena::sum_spans(|s| match s.kind() {
         Kind::Slab => s.used() as usize * s.block_size(),
         _ => 0,
     });
+    let cached = registry::cached_bytes().min(slab_used);
+    let small = slab_used - cached;
     let medium = arena::sum_spans(|s| match s.kind() {
         Kind::Medium => s.pages() * os::PAGE,
         _ => 0,
@@ -65,10 +72,11 @@ pub fn snapshot() -> Stats {
     Stats {
         arena_bytes: ARENA_BYTES.load(Ordering::Relaxed),
         small_in_use: small,
+        cached_free: cached,
         medium_in_use: medium,
         huge_in_use: huge::HUGE_BYTES.load(Ordering::Relaxed),
         huge_count: huge::count(),
-        slab_free: slab_pages.saturating_sub(small),
+        slab_free: slab_pages.saturating_sub(slab_used),
         free_pages: free,
         dirty_pages: dirty,
         heaps,
@@ -79,13 +87,14 @@ pub fn snapshot() -> Stats {
 /// Write a human-readable summary to file descriptor `fd`.
 pub fn print(fd: i32) {
     let s = snapshot();
-    let rows: [(&[u8], usize); 10] = [
+    let rows: [(&[u8], usize); 11] = [
         (b"arena bytes reserved", s.arena_bytes),
         (b"in use bytes        ", s.in_use()),
         (b"  small blocks      ", s.small_in_use),
         (b"  medium blocks     ", s.medium_in_use),
         (b"  huge blocks       ", s.huge_in_use),
         (b"huge block count    ", s.huge_count),
+        (b"cached free bytes   ", s.cached_free),
         (b"slab free bytes     ", s.slab_free),
         (b"free page bytes     ", s.free_pages),
         (b"  not yet purged    ", s.dirty_pages),

@@ -15,6 +15,7 @@ use crate::os;
 use crate::pages;
 use crate::purge;
 use crate::registry::{self, GLOBAL_HEAP, GLOBAL_LOCK};
+use crate::secret;
 use crate::size_class::SizeClass;
 use crate::span::{Block, Span};
 use crate::sync::Guard;
@@ -145,7 +146,9 @@ fn alloc_small_slow(h: *mut Heap, c: SizeClass) -> *mut u8 {
     } else if h == DEAD_HEAP.get() {
         let _g = Guard::new(&GLOBAL_LOCK);
         // SAFETY: GLOBAL_HEAP is ours under GLOBAL_LOCK.
-        refill_and_alloc(unsafe { &mut *GLOBAL_HEAP.get() }, c, false)
+        let heap = unsafe { &mut *GLOBAL_HEAP.get() };
+        heap.set_keys();
+        refill_and_alloc(heap, c, false)
     } else {
         let e = registry::entry(h);
         // SAFETY: h is this thread's own heap, from the registry.
@@ -157,7 +160,9 @@ fn alloc_small_slow(h: *mut Heap, c: SizeClass) -> *mut u8 {
         }
         // SAFETY: h is this thread's own heap; the key calls above (which may re-enter
         // malloc) are over, so this is the only reference to it.
-        refill_and_alloc(unsafe { &mut *h }, c, true)
+        let heap = unsafe { &mut *h };
+        heap.check_hot(c);
+        refill_and_alloc(heap, c, true)
     };
     if p.is_null() {
         os::set_errno(libc::ENOMEM);
@@ -165,11 +170,12 @@ fn alloc_small_slow(h: *mut Heap, c: SizeClass) -> *mut u8 {
     p
 }
 
-/// The slow path of a heap: collect remote frees, check the purge clock, then find a slab
-/// with a free block, adopting an abandoned heap's slabs (if `may_adopt`) before making a new
-/// slab.
+/// The slow path of a heap: collect remote frees, send kept foreign blocks home, check the
+/// purge clock, then find a slab with a free block, adopting an abandoned heap's slabs (if
+/// `may_adopt`) before making a new slab.
 fn refill_and_alloc(heap: &mut Heap, c: SizeClass, may_adopt: bool) -> *mut u8 {
     heap.collect_remote();
+    heap.flush_foreign();
     purge::tick();
     let mut p = heap.alloc_from_queues(c);
     if p.is_null() && may_adopt && registry::has_abandoned() && registry::adopt_into(heap) {
@@ -182,7 +188,8 @@ fn refill_and_alloc(heap: &mut Heap, c: SizeClass, may_adopt: bool) -> *mut u8 {
 }
 
 /// Free block `p` of slab `s` when the calling thread's heap is not `s`'s owner word: `s` is
-/// one of its slabs on the full list, or another heap's slab. Cold.
+/// one of its slabs on the full list, or another heap's slab. A marked block is a double
+/// free. Cold.
 ///
 /// # Safety
 /// `s` is a live slab and `p` a block start of it that the caller gives up.
@@ -194,24 +201,17 @@ pub unsafe fn free_foreign(s: *mut Span, p: *mut u8) {
     // SAFETY: a live block keeps its slab valid; when we own it, its lists are ours, and h is
     // this thread's heap with no other reference to it live.
     unsafe {
+        if Block::is_marked(b, secret::keys().1) {
+            misuse("free", "double free", p as usize);
+        }
         if (*s).owner() == h.cast() {
-            if b == (*s).local_head() {
-                misuse("free", "double free", p as usize);
-            }
             return (*h).free_local(s, b);
         }
-        if tls::is_own(h) && (*h).keep_foreign((*s).class(), b) {
+        if tls::is_own(h) && Heap::keep_foreign(h, (*s).class(), b) {
             return;
         }
         heap::remote_free(s, b)
     }
-}
-
-/// Whether `p`, a block of class `c`, is held in the calling thread's hot list (a block it
-/// freed).
-pub fn hot_holds(p: *const u8, c: SizeClass) -> bool {
-    // SAFETY: the thread's own heap, or a static one whose lists are empty.
-    unsafe { (*tls::heap()).hot_holds(p, c) }
 }
 
 /// Take in the blocks other threads freed to the calling thread's heap.
