@@ -159,14 +159,16 @@ def run_once(measure, argv, lib, extra_env, cwd):
     return {"wall": float(wall), "cpu": float(cpu), "rss_kb": int(rss), "extra": extra}
 
 
-def fastpath_counts(allocs, sizes):
+def fastpath_counts(allocs, sizes, keep=0):
     """Instructions per malloc+free pair from scripts/fastpath-count.sh: (pair in the loop,
-    inside the allocator) per allocator and size."""
+    inside the allocator) per allocator and size; `keep` blocks of the size stay live through
+    the loop (0: the probe frees the only live block of its page each time)."""
     if not shutil.which("valgrind"):
         print("bench: valgrind missing, no instruction counts", flush=True)
         return {}
     libs = [ALLOCATORS[a][0] or "glibc" for a in allocs]
-    out = subprocess.run([os.path.join(ROOT, "scripts", "fastpath-count.sh"), *map(str, sizes), "--", *libs],
+    out = subprocess.run([os.path.join(ROOT, "scripts", "fastpath-count.sh"), "--keep", str(keep),
+                          *map(str, sizes), "--", *libs],
                          capture_output=True, text=True, check=True).stdout.splitlines()
     res = {}
     for a, line in zip(allocs, out[1:]):
@@ -175,7 +177,7 @@ def fastpath_counts(allocs, sizes):
         for size, cell in zip(sizes, cells):
             pair, inside = cell.split("/")
             res[a][size] = {"pair": float(pair), "inside": float(inside)}
-        print(f"  {a:9} " + " ".join(f"{s}B:{c}" for s, c in zip(sizes, cells)), flush=True)
+        print(f"  {a:9} keep={keep} " + " ".join(f"{s}B:{c}" for s, c in zip(sizes, cells)), flush=True)
     return res
 
 
@@ -228,6 +230,24 @@ def summarize(raw, allocs):
 
 def fmt_mb(kb):
     return f"{kb / 1024:.1f}"
+
+
+def fastpath_tables(fp):
+    """Markdown tables of instructions per malloc+free, one per probe in `fp` ({probe: {allocator:
+    {size: {"pair", "inside"}}}})."""
+    L = []
+    for probe, title in (("live", "live-block probe (8 kept)"), ("solo", "solo probe")):
+        counts = fp.get(probe)
+        if not counts:
+            continue
+        sizes = sorted({s for a in counts for s in counts[a]})
+        L.append(f"| {title}: loop / inside | " + " | ".join(f"{s} B" for s in sizes) + " |")
+        L.append("|---|" + "---:|" * len(sizes))
+        for a in counts:
+            L.append(f"| {a} | " + " | ".join(f"{counts[a][s]['pair']:.0f} / {counts[a][s]['inside']:.0f}"
+                                              for s in sizes) + " |")
+        L.append("")
+    return L
 
 
 def write_markdown(path, med, benches, allocs, info, fp, args, elapsed):
@@ -291,16 +311,14 @@ def write_markdown(path, med, benches, allocs, info, fp, args, elapsed):
                      + " | ".join(fmt_mb(med[n][a]["extra"].get(k, 0)) if a in med[n] else "-" for a in allocs) + " |")
 
     if fp:
-        sizes = sorted({s for a in fp for s in fp[a]})
         L.append("\n## Instructions per malloc+free pair (callgrind)\n")
         L.append("`pair`: the whole loop iteration of `scripts/fastpath.c` (malloc, free, calls, loop); "
                  "`inside`: the same less the loop's own instructions in `main` (what the allocator "
                  "executes, PLT stubs included). Difference of two runs (100k and 300k pairs), so start-up "
-                 "cost cancels.\n")
-        L.append("| allocator | " + " | ".join(f"{s} B pair / inside" for s in sizes) + " |")
-        L.append("|---|" + "---:|" * len(sizes))
-        for a in fp:
-            L.append(f"| {a} | " + " | ".join(f"{fp[a][s]['pair']:.0f} / {fp[a][s]['inside']:.0f}" for s in sizes) + " |")
+                 "cost cancels. *Live-block probe*: 8 blocks of the size stay live through the loop "
+                 "(every allocator's plain fast path); *solo probe*: the loop frees the only live block "
+                 "of its page each time (allocators that retire empty pages take a slow path).\n")
+        L.extend(fastpath_tables(fp))
 
     L.append("\n## Benchmarks\n")
     for n, kind, argv, desc in benches:
@@ -336,12 +354,8 @@ def write_summary(path, med, benches, allocs, fp):
     L.append("| wall time | " + " | ".join(f"{gw[a]:.3f}" for a in allocs) + " |")
     L.append("| peak RSS | " + " | ".join(f"{gr[a]:.3f}" for a in allocs) + " |")
     if fp:
-        sizes = sorted({s for a in fp for s in fp[a]})
         L.append("")
-        L.append("| instructions per malloc+free (loop / inside) | " + " | ".join(f"{s} B" for s in sizes) + " |")
-        L.append("|---|" + "---:|" * len(sizes))
-        for a in fp:
-            L.append(f"| {a} | " + " | ".join(f"{fp[a][s]['pair']:.0f} / {fp[a][s]['inside']:.0f}" for s in sizes) + " |")
+        L.extend(fastpath_tables(fp))
     with open(path, "w") as f:
         f.write("\n".join(L) + "\n")
 
@@ -549,7 +563,8 @@ def main():
         fp = {}
         if not args.no_callgrind:
             print("instructions per malloc+free pair (pair/inside):", flush=True)
-            fp = fastpath_counts(allocs, [16, 64, 256, 4096])
+            fp = {"live": fastpath_counts(allocs, [16, 64, 256, 4096], keep=8),
+                  "solo": fastpath_counts(allocs, [16, 64, 256, 4096], keep=0)}
         elapsed = time.time() - t_start
         info = machine_info(allocs)
         med = summarize(raw, allocs)
