@@ -62,8 +62,8 @@ pub static PEAK_IN_USE_PAGES: AtomicUsize = AtomicUsize::new(0);
 ///   page (its other pages hold null or the marker).
 #[repr(C)]
 pub struct Arena {
-    /// For each page: the span of the run covering it, or null. First, so the page map's
-    /// lookup adds no offset.
+    /// For each page: the span of the run covering it, or null. First: the page map's
+    /// registry points here (biased, see `pagemap`).
     pub pagemap: [AtomicPtr<Span>; ARENA_PAGES],
     /// Next arena in the list.
     next: *mut Arena,

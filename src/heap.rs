@@ -246,11 +246,12 @@ impl Heap {
         let b = p as *mut Block;
         // SAFETY: forwarded contract.
         unsafe {
-            if Block::is_marked(b, (*h).mark) {
+            let mark = (*h).mark;
+            if Block::is_marked(b, mark) {
                 return double_free(p);
             }
             let c = (*s).class().index();
-            if !hot_push(h, c, b) {
+            if !hot_push(h, c, b, mark) {
                 return free_to_slab(h, s, b);
             }
             count_tick(h)
@@ -272,7 +273,8 @@ impl Heap {
             if (*h).foreign_held >= FOREIGN_LIMIT {
                 return false;
             }
-            if !hot_push(h, c, b) {
+            if !hot_push(h, c, b, (*h).mark) {
+                room_inc(h, c);
                 return false;
             }
             (*h).foreign_held += 1;
@@ -639,7 +641,8 @@ impl Heap {
     }
 }
 
-/// `hot_room[c] += 1` by a relaxed load and store (the owner is the only writer).
+/// `hot_room[c] += 1` by a relaxed load and store (the owner is the only writer): a pop, or
+/// the undoing of a failed [`hot_push`].
 ///
 /// # Safety
 /// `h` is the calling thread's own heap; `c < NUM_CLASSES`.
@@ -650,24 +653,33 @@ unsafe fn room_inc(h: *mut Heap, c: usize) {
     room.store(room.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }
 
-/// Mark `b` free and push it onto `h`'s hot list of class `c`, if there is room (a compare
-/// with zero, and a `dec` in memory).
+/// Mark `b` free (with `mark`, `h`'s) and push it onto `h`'s hot list of class `c`, if there
+/// is room. The room count is decremented first, so the fast path pays one `sub` on memory and
+/// a sign test; when the list was full this returns false with the count one below zero, and
+/// the caller restores it with [`room_inc`] (off the fast path).
 ///
 /// # Safety
 /// `h` is the calling thread's own heap; `b` a live block start of class `c` that the caller
 /// gives up.
 #[inline(always)]
-unsafe fn hot_push(h: *mut Heap, c: usize, b: *mut Block) -> bool {
+unsafe fn hot_push(h: *mut Heap, c: usize, b: *mut Block, mark: u64) -> bool {
     // SAFETY: forwarded contract; c < NUM_CLASSES.
     unsafe {
-        let room = (*h).hot_room.get_unchecked(c);
-        if room.load(Ordering::Relaxed) <= 0 {
-            return false;
-        }
-        // A second load, so the compiler folds load, decrement and store into one `dec` on
-        // memory (it does not fold them when the first load's register is reused).
-        room.store(room.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
-        Block::set_mark(b, (*h).mark);
+        // The decrement and its sign test as one instruction and a branch, addressing
+        // `hot_room[c]` as `h + c + offset`. Compiled from atomics, the relaxed load, test,
+        // decrement and store take four (the compiler folds neither the load into the test nor
+        // the store into the decrement). The asm is the only writer's load and store of the
+        // atomic byte `hot_room[c]` (c < NUM_CLASSES): other threads only load it.
+        core::arch::asm!(
+            "sub byte ptr [{h} + {c} + {off}], 1",
+            "jl {full}",
+            h = in(reg) h,
+            c = in(reg) c,
+            off = const core::mem::offset_of!(Heap, hot_room),
+            full = label { return false; },
+            options(nostack),
+        );
+        Block::set_mark(b, mark);
         let head = (*h).hot.get_unchecked_mut(c);
         Block::set_next(b, *head, (*h).mask);
         *head = b;
@@ -694,12 +706,14 @@ unsafe fn count_tick(h: *mut Heap) {
 /// A local free whose class's hot list is full: give the block to its slab.
 ///
 /// # Safety
-/// `h` is the calling thread's heap, which owns slab `s`; `b` is a live block start of `s`.
+/// `h` is the calling thread's heap, which owns slab `s`; `b` is a live block start of `s`;
+/// a [`hot_push`] of `b` just returned false.
 #[inline(never)]
 unsafe fn free_to_slab(h: *mut Heap, s: *mut Span, b: *mut Block) {
     // SAFETY: forwarded contract.
     unsafe {
         let c = (*s).class().index();
+        room_inc(h, c);
         Block::set_mark(b, (*h).mark);
         if Span::push_local(s, b) == 0 {
             if *(*h).direct.get_unchecked(c) != s {

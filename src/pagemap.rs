@@ -6,7 +6,8 @@
 //! the run covering it. An address outside every arena, or in a page no live run maps, gives
 //! null or the freed-run marker (an unused span in which no address is a block start).
 
-use crate::arena::{ARENA_SHIFT, Arena, MAX_RUN_PAGES, META_PAGES};
+use crate::arena::{ARENA_SHIFT, ARENA_SIZE, Arena, MAX_RUN_PAGES, META_PAGES};
+use crate::os::PAGE_SHIFT;
 use crate::span::{Kind, Span};
 use core::cell::UnsafeCell;
 use core::ptr;
@@ -14,25 +15,40 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 
 /// Number of 64 MiB slots in the 47-bit user address space.
 const REGISTRY_SLOTS: usize = 1 << (47 - ARENA_SHIFT);
+/// log2 of the pages in an arena.
+const SLOT_PAGES_SHIFT: usize = ARENA_SHIFT - PAGE_SHIFT;
 
-/// Arena of each 64 MiB slot of the address space, or null.
-static REGISTRY: [AtomicPtr<Arena>; REGISTRY_SLOTS] =
+/// For each 64 MiB slot of the address space: null, or the page map of the arena there biased
+/// by the slot's first page, so that `entry + (addr >> PAGE_SHIFT)` is the page-map entry of
+/// `addr` with no masking: `arena - (arena >> PAGE_SHIFT) * 8`.
+static REGISTRY: [AtomicPtr<AtomicPtr<Span>>; REGISTRY_SLOTS] =
     [const { AtomicPtr::new(ptr::null_mut()) }; REGISTRY_SLOTS];
+
+/// The byte offset that biases arena `base`'s page map (see [`REGISTRY`]).
+#[inline(always)]
+const fn bias(base: usize) -> usize {
+    (base >> PAGE_SHIFT) * core::mem::size_of::<AtomicPtr<Span>>()
+}
 
 /// Publish a new arena: from now on its addresses are ours.
 pub fn register(a: *mut Arena) {
-    REGISTRY[a as usize >> ARENA_SHIFT].store(a, Ordering::Release);
+    // The page map is the arena header's first field (see `Arena`).
+    let map = a
+        .cast::<AtomicPtr<Span>>()
+        .wrapping_byte_sub(bias(a as usize));
+    REGISTRY[a as usize >> ARENA_SHIFT].store(map, Ordering::Release);
 }
 
-/// The registered arena holding `addr`, or null: a shift, a bounds test, a load.
+/// The biased page map (see [`REGISTRY`]) of the arena holding page number `page`, or null: a
+/// shift, a bounds test, a load.
 #[inline(always)]
-pub fn arena_of(addr: usize) -> *mut Arena {
-    let mut slot = addr;
-    // The shift is opaque to the optimiser on purpose: seeing `(addr >> 26) < 2^21` it tests
-    // `addr >> 47` and then shifts again, an instruction more on every `free`.
+fn biased_map(page: usize) -> *mut AtomicPtr<Span> {
+    let mut slot = page;
+    // The shift is opaque to the optimiser on purpose: seeing `(page >> 14) < 2^21` it tests
+    // `page >> 35` and then shifts again, an instruction more on every `free`.
     // SAFETY: a register shift; no memory, no stack, no flags anyone reads.
     unsafe {
-        core::arch::asm!("shr {0}, {s}", inout(reg) slot, s = const ARENA_SHIFT,
+        core::arch::asm!("shr {0}, {s}", inout(reg) slot, s = const SLOT_PAGES_SHIFT,
                          options(pure, nomem, nostack));
     }
     if slot >= REGISTRY_SLOTS {
@@ -42,18 +58,28 @@ pub fn arena_of(addr: usize) -> *mut Arena {
     unsafe { REGISTRY.get_unchecked(slot) }.load(Ordering::Relaxed)
 }
 
-/// Find the span owning `addr`, or null if `addr` is not inside one of our arenas (an entry
-/// may also be null, or the freed-run marker, for pages of no live run). About 8
-/// instructions: a shift, a bounds test, two dependent loads.
-#[inline(always)]
-pub fn span_of(addr: usize) -> *mut Span {
-    let arena = arena_of(addr);
-    if arena.is_null() {
+/// The registered arena holding `addr`, or null.
+pub fn arena_of(addr: usize) -> *mut Arena {
+    let map = biased_map(addr >> PAGE_SHIFT);
+    if map.is_null() {
         return ptr::null_mut();
     }
-    // SAFETY: a registered arena is mapped for the life of the process; the index is masked
-    // below ARENA_PAGES.
-    unsafe { (*arena).pagemap.get_unchecked(Arena::page_of(addr)) }.load(Ordering::Relaxed)
+    map.wrapping_byte_add(bias(addr & !(ARENA_SIZE - 1))).cast()
+}
+
+/// Find the span owning `addr`, or null if `addr` is not inside one of our arenas (an entry
+/// may also be null, or the freed-run marker, for pages of no live run). About 12
+/// instructions: two shifts, a bounds test, two dependent loads and their null tests.
+#[inline(always)]
+pub fn span_of(addr: usize) -> *mut Span {
+    let page = addr >> PAGE_SHIFT;
+    let map = biased_map(page);
+    if map.is_null() {
+        return ptr::null_mut();
+    }
+    // SAFETY: a registered slot's biased map plus the page number of an address in that slot
+    // is that address's entry in the arena's page map, mapped for the life of the process.
+    unsafe { &*map.wrapping_add(page) }.load(Ordering::Relaxed)
 }
 
 /// A span that is never written.
