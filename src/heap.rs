@@ -23,7 +23,7 @@ use crate::purge;
 use crate::secret;
 use crate::size_class::{CLASS_SIZE, NUM_CLASSES, SizeClass};
 use crate::slab;
-use crate::span::{Block, Kind, Span, corrupt};
+use crate::span::{Block, IMPLAUSIBLE, Kind, Span, corrupt};
 use crate::span_list::SpanList;
 use core::cell::UnsafeCell;
 use core::ptr;
@@ -99,6 +99,9 @@ pub struct Heap {
     mask: u64,
     /// The process's free-block mark.
     mark: u64,
+    /// [`IMPLAUSIBLE`], kept here so the hot-list check is one `test` with a memory operand
+    /// (a 64-bit constant would need an instruction of its own to load).
+    implausible: u64,
     /// Free places left in each `hot` list. Written by the
     /// owner only, with relaxed loads and stores; read by statistics from other threads.
     hot_room: [AtomicI8; NUM_CLASSES],
@@ -180,6 +183,7 @@ impl Heap {
             hot: [ptr::null_mut(); NUM_CLASSES],
             mask: 0,
             mark: 0,
+            implausible: IMPLAUSIBLE,
             hot_room: full_room(),
             foreign_held: 0,
             foreign_classes: 0,
@@ -216,7 +220,8 @@ impl Heap {
             let b = *hot;
             if !b.is_null() {
                 let n = Block::next(b, (*h).mask);
-                if !Block::plausible(n) {
+                // Block::plausible, against the heap's copy of the constant
+                if n.addr() as u64 & (*h).implausible != 0 {
                     // left in place for the slow path to report (no call here)
                     return ptr::null_mut();
                 }
@@ -285,7 +290,7 @@ impl Heap {
     }
 
     /// Abort if the hot list of class `c` is not empty: the fast path gave up on it because
-    /// its head's link failed the check.
+    /// its head's link failed the check (see [`Block::plausible`]).
     pub fn check_hot(&self, c: SizeClass) {
         let b = self.hot[c.index()];
         if !b.is_null() {
@@ -378,13 +383,7 @@ impl Heap {
         let me = erased(self);
         let mut bytes = 0;
         while !b.is_null() {
-            let s = pagemap::span_of(b as usize);
-            // SAFETY: page-map entries are valid span headers.
-            let ok = !s.is_null()
-                && unsafe { (*s).kind() == Kind::Slab && (*s).is_block_start(b as usize) };
-            if !ok {
-                corrupt("malloc", b);
-            }
+            let s = slab_of_free_block(b);
             // SAFETY: b is a free block of ours (checked above).
             let next = unsafe { Block::next(b, mask) };
             if !Block::plausible(next) {
@@ -433,7 +432,7 @@ impl Heap {
                     if !Block::plausible(next) {
                         corrupt("malloc", b);
                     }
-                    let s = pagemap::span_of(b as usize);
+                    let s = slab_of_free_block(b);
                     if (*s).owner() == me {
                         Block::set_next(b, kept, self.mask);
                         kept = b;
@@ -639,6 +638,19 @@ impl Heap {
             });
         }
     }
+}
+
+/// The slab of `b`, a block taken from a free list; aborts if `b` is not a block start of a
+/// live slab of ours (the link that led here was bad).
+fn slab_of_free_block(b: *mut Block) -> *mut Span {
+    let s = pagemap::span_of(b as usize);
+    // SAFETY: page-map entries are valid span headers.
+    let ok =
+        !s.is_null() && unsafe { (*s).kind() == Kind::Slab && (*s).is_block_start(b as usize) };
+    if !ok {
+        corrupt("malloc", b);
+    }
+    s
 }
 
 /// `hot_room[c] += 1` by a relaxed load and store (the owner is the only writer): a pop, or

@@ -84,13 +84,18 @@ impl Block {
         unsafe { (*b).mark = 0 };
     }
 
-    /// Whether `next`, decoded from a link, may be a block pointer at all: null or 16-byte
-    /// aligned.
+    /// Whether `next`, decoded from a link, may be a block pointer at all: null or a 16-byte
+    /// aligned user-space address (below 2^47). A value written over a link by anybody who
+    /// does not know the mask decodes to random high bits and a random low nibble, and
+    /// passes with probability 2^-21.
     #[inline(always)]
     pub fn plausible(next: *mut Block) -> bool {
-        next.addr() & 15 == 0
+        next.addr() as u64 & IMPLAUSIBLE == 0
     }
 }
+
+/// The bits no block address has: above the 47-bit user address space, and below 16.
+pub const IMPLAUSIBLE: u64 = 0xffff_8000_0000_000f;
 
 /// Report a free list whose link at `at` decodes to something that is not a block of the list,
 /// and abort: `xalloc: <call>(): corrupted free list at 0x…`.
