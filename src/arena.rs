@@ -38,7 +38,7 @@ const WORDS: usize = ARENA_PAGES / 64;
 
 /// Lock 3 in the lock order (see the crate docs): every arena's buddy state and bitmaps, the
 /// arena list, and the page counters below.
-pub static PAGE_LOCK: RawLock = RawLock::new();
+pub static PAGE_LOCK: RawLock = RawLock::new("PAGE_LOCK");
 /// First arena; arenas are never unmapped.
 static ARENAS: AtomicPtr<Arena> = AtomicPtr::new(ptr::null_mut());
 /// Bytes of address space reserved by arenas.

@@ -102,6 +102,20 @@ pub fn misuse(call: &str, what: &str, addr: usize) -> ! {
     os::abort()
 }
 
+/// Report that the calling thread asked for the lock named `lock` while holding it — malloc
+/// called from a signal handler that interrupted malloc, most likely — and abort, rather than
+/// wait for ever on itself.
+#[cold]
+#[inline(never)]
+pub fn reentered(lock: &str) -> ! {
+    let mut l = LineBuf::new();
+    l.push(b"xalloc: malloc re-entered while this thread holds ")
+        .push(lock.as_bytes())
+        .push(b" (from a signal handler?)\n");
+    l.write_to(2);
+    os::abort()
+}
+
 /// Report a broken internal invariant and abort.
 #[cold]
 #[inline(never)]

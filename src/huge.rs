@@ -11,7 +11,7 @@ use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Lock 4 in the lock order: the huge-block table.
-pub static HUGE_LOCK: RawLock = RawLock::new();
+pub static HUGE_LOCK: RawLock = RawLock::new("HUGE_LOCK");
 
 /// Slots in the table (a power of two); at most 3/4 are used, so up to 49152 live huge blocks
 /// (almost all above 32 MiB: far more than any address space holds).

@@ -20,7 +20,7 @@
 //! L5    | arena span_list         | 64 MiB arenas and their header, the arena list; lists of spans
 //! L4    | span buddy              | the header of a run and a slab's block lists; buddy arithmetic
 //! L3    | size_class bitmap       | class tables; page bitmaps
-//! L2    | sync config secret      | the futex lock; XALLOC_* options; free-list mask and mark
+//! L2    | sync config secret      | the futex lock that names its holder; XALLOC_* options; free-list mask and mark
 //! L1    | debug                   | fatal errors, misuse reports, assertions, no allocation
 //! L0    | os                      | the only module that calls libc or the kernel
 //! ```
@@ -60,6 +60,13 @@
 //!    pointers outside every arena.
 //!
 //! The fork prepare handler takes glibc's stdio list lock, then 1-4 in order.
+//!
+//! Re-entry: each lock's word names the thread that holds it (`sync::RawLock`). A thread that
+//! asks for a lock it already holds — malloc or free called from a signal handler that
+//! interrupted malloc or free, which is undefined behaviour — aborts with `xalloc: malloc
+//! re-entered while this thread holds <LOCK> (from a signal handler?)` instead of waiting for
+//! ever on itself. The check runs only when a lock is found taken, and never fires for a lock
+//! another thread holds.
 //!
 //! # Glossary
 //!

@@ -8,8 +8,11 @@
 //! `write` calls never allocate. The others are set-up and reporting calls that run only on
 //! cold paths and say so: [`atfork`], [`key_set`] and [`at_exit`] may call `malloc` (re-entering
 //! us), [`fwrite`] may too, and the stdio list functions take glibc's stdio lock.
+//! [`thread_pointer`] calls nothing: it reads the thread's TCB address, which the x86-64 ABI
+//! keeps at `%fs:0`.
 
 use core::ptr;
+use core::sync::atomic::AtomicUsize;
 
 /// Size of a system page, fixed at 4 KiB on x86-64 Linux.
 pub const PAGE_SHIFT: usize = 12;
@@ -180,34 +183,66 @@ pub fn now_ms() -> u64 {
     (ts.tv_sec as u64) * 1000 + (ts.tv_nsec as u64) / 1_000_000
 }
 
-/// Block while `*word == expected` (a private futex wait); returns on wake-up, signal or mismatch.
-pub fn futex_wait(word: &core::sync::atomic::AtomicU32, expected: u32) {
+/// Block while the low 32 bits of `*word` equal those of `expected` (a private futex wait);
+/// returns on wake-up, signal or mismatch.
+///
+/// A futex is 32 bits wide: the kernel compares only the half of `word` at its address, which
+/// on this little-endian target is the low half. A caller that keeps state in the high half
+/// must make a match of the low halves enough reason to sleep.
+pub fn futex_wait(word: &AtomicUsize, expected: usize) {
     // EAGAIN and EINTR are normal here; they must not leak into the program's errno.
     let _e = ErrnoGuard::new();
-    // SAFETY: the futex word is a valid, aligned u32 for the duration of the call.
+    // SAFETY: the word is valid and 8-byte aligned for the duration of the call, so its first
+    // 4 bytes are a valid, aligned futex word; the kernel only reads it.
     unsafe {
         libc::syscall(
             libc::SYS_futex,
-            word.as_ptr(),
+            word.as_ptr() as *const u32,
             libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-            expected,
+            expected as u32,
             ptr::null::<libc::timespec>(),
         );
     }
 }
 
-/// Wake one waiter blocked on `word`.
-pub fn futex_wake_one(word: &core::sync::atomic::AtomicU32) {
+/// Wake one waiter blocked on `word` by [`futex_wait`].
+pub fn futex_wake_one(word: &AtomicUsize) {
     let _e = ErrnoGuard::new();
-    // SAFETY: the futex word is a valid, aligned u32.
+    // SAFETY: as in `futex_wait`; FUTEX_WAKE does not even read the word.
     unsafe {
         libc::syscall(
             libc::SYS_futex,
-            word.as_ptr(),
+            word.as_ptr() as *const u32,
             libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
             1,
         );
     }
+}
+
+/// The calling thread's thread pointer: the address of its thread control block (TCB). One
+/// `mov %fs:0`, no call, no state of ours, so it works in any context malloc can run in,
+/// signal handlers included, and a handler gets the value of the thread it interrupted.
+///
+/// Every live thread has its own TCB, so no two live threads share a value; the value is never
+/// 0 and is 8-byte aligned (the TCB is aligned for the pointers it holds). The TCB of a thread
+/// that has exited, hence its value, may be reused by a thread created later.
+#[inline(always)]
+pub fn thread_pointer() -> usize {
+    let tp: usize;
+    // SAFETY: the x86-64 ELF TLS ABI (variant II) makes %fs point at the thread's TCB and
+    // requires the TCB's first word to hold the TCB's own address, so that this very load
+    // yields the thread pointer. glibc sets both up before any code of this library runs in
+    // the thread (ld.so before it relocates us, for the main thread; `clone` with its TLS
+    // argument, for the others), and neither changes for the thread's life. The load writes
+    // nothing, touches no Rust object and leaves the flags alone.
+    unsafe {
+        core::arch::asm!(
+            "mov {tp}, qword ptr fs:[0]",
+            tp = out(reg) tp,
+            options(nostack, readonly, preserves_flags, pure)
+        );
+    }
+    tp
 }
 
 unsafe extern "C" {
@@ -304,5 +339,23 @@ pub fn getenv(name: &core::ffi::CStr) -> Option<&'static [u8]> {
         } else {
             Some(core::ffi::CStr::from_ptr(p).to_bytes())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_pointer_is_glibc_thread_self() {
+        let me = thread_pointer();
+        // glibc's pthread_self() is the TCB's `self` field, which holds the same address.
+        // SAFETY: pthread_self has no preconditions.
+        assert_eq!(me, unsafe { libc::pthread_self() } as usize);
+        assert_ne!(me, 0);
+        assert_eq!(me % 8, 0);
+        assert_eq!(thread_pointer(), me);
+        let other = std::thread::spawn(thread_pointer).join().unwrap();
+        assert_ne!(other, me);
     }
 }

@@ -17,13 +17,13 @@ use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 /// Lock 1 in the lock order: the global heap.
-pub static GLOBAL_LOCK: RawLock = RawLock::new();
+pub static GLOBAL_LOCK: RawLock = RawLock::new("GLOBAL_LOCK");
 /// Serves threads past their exit destructor, under [`GLOBAL_LOCK`]. Never registered: it
 /// neither adopts nor is abandoned.
 pub static GLOBAL_HEAP: StaticHeap = StaticHeap::new();
 /// Lock 2 in the lock order: the heap lists, every entry's `state` and list links, and the
 /// entries' memory.
-pub static HEAPS_LOCK: RawLock = RawLock::new();
+pub static HEAPS_LOCK: RawLock = RawLock::new("HEAPS_LOCK");
 
 /// Lifecycle state of a heap, changed under [`HEAPS_LOCK`].
 #[derive(Clone, Copy, PartialEq, Eq)]
