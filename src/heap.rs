@@ -80,8 +80,9 @@ pub const FOREIGN_LIMIT: u32 = 32;
 /// - every span on `queues[c]` is a slab of class `c` whose owner word is `self` (no full
 ///   tag); every span on `full` has owner word `self | FULL_TAG`;
 /// - each owned span is on exactly one of those lists;
-/// - `remote.bytes` is at least the bytes of the blocks on the remote stack (a pusher counts
-///   its block before publishing it).
+/// - summed over all heaps (and the heapless pushers' count), `sent - collected` is at least
+///   the bytes of the blocks on all remote stacks (a pusher counts its block before publishing
+///   it, a collector after taking it).
 #[repr(C)]
 pub struct Heap {
     /// Span to allocate from for each class.
@@ -117,6 +118,12 @@ pub struct Heap {
     /// Counts down the frees that fill a hot list place or empty the class's current slab
     /// (what a program can repeat forever without reaching a slow path); at zero, the tick.
     tick_countdown: u32,
+    /// Bytes of blocks this heap's thread pushed onto other heaps' remote stacks, ever.
+    /// Written by the owner only (relaxed load and store), read by statistics: the bytes on
+    /// all remote stacks are what all heaps sent less what all collected.
+    sent: AtomicUsize,
+    /// Bytes of blocks this heap took off remote stacks (its own, or an adopted heap's), ever.
+    collected: AtomicUsize,
     /// Blocks freed to this heap by other threads.
     remote: Padded<Remote>,
 }
@@ -126,9 +133,10 @@ pub struct Heap {
 pub struct Remote {
     /// Top block; links encoded with the process's mask.
     head: AtomicPtr<Block>,
-    /// Bytes of the blocks on the stack (counted before they are pushed), for statistics.
-    bytes: AtomicUsize,
 }
+
+/// Bytes pushed onto remote stacks by threads without a heap of their own (statistics).
+static ORPHAN_SENT: AtomicUsize = AtomicUsize::new(0);
 
 /// A `Heap` that may live in a `static`.
 #[repr(transparent)]
@@ -190,9 +198,10 @@ impl Heap {
             queues: [SpanList::EMPTY; NUM_CLASSES],
             full: SpanList::EMPTY,
             tick_countdown: TICK_EVERY,
+            sent: AtomicUsize::new(0),
+            collected: AtomicUsize::new(0),
             remote: Padded(Remote {
                 head: AtomicPtr::new(ptr::null_mut()),
-                bytes: AtomicUsize::new(0),
             }),
         }
     }
@@ -370,7 +379,7 @@ impl Heap {
         let list = self.remote.0.head.swap(ptr::null_mut(), Ordering::Acquire);
         // SAFETY: the list holds live blocks freed to this heap, now ours.
         let bytes = unsafe { self.take_blocks(list, secret::keys().0) };
-        self.remote.0.bytes.fetch_sub(bytes, Ordering::Relaxed);
+        add_relaxed(&self.collected, bytes);
     }
 
     /// Free every block of `list` (links encoded with `mask`, each checked): locally when its
@@ -395,7 +404,7 @@ impl Heap {
                 if (*s).owner() == me {
                     self.free_local(s, b);
                 } else {
-                    remote_free(s, b);
+                    remote_free(s, b, self);
                 }
             }
             b = next;
@@ -438,7 +447,7 @@ impl Heap {
                         kept = b;
                         n += 1;
                     } else {
-                        remote_free(s, b);
+                        remote_free(s, b, self);
                     }
                     b = next;
                 }
@@ -519,22 +528,34 @@ impl Heap {
         }
     }
 
-    /// Bytes of the free blocks heap `h` caches: in its hot lists, and on its remote stack.
-    /// Relaxed reads of atomics only, through the raw pointer (the owner may be changing the
-    /// heap meanwhile): a snapshot, exact when the heap's thread is not in the allocator.
+    /// Statistics of heap `h`: (bytes of the blocks in its hot lists, bytes it sent to
+    /// remote stacks, bytes it collected from them). Relaxed reads of atomics only, through
+    /// the raw pointer (the owner may be changing the heap meanwhile): a snapshot, exact when
+    /// the heap's thread is not in the allocator.
     ///
     /// # Safety
     /// `h` is a valid heap (heaps are never unmapped).
-    pub unsafe fn cached_bytes(h: *const Heap) -> usize {
-        let mut n = 0;
+    pub unsafe fn cache_counts(h: *const Heap) -> (usize, usize, usize) {
+        let mut hot = 0;
         for (c, &limit) in HOT_LIMIT.iter().enumerate() {
             // SAFETY: forwarded contract; an atomic field, read through a shared reference to
             // itself only.
             let room = unsafe { &*ptr::addr_of!((*h).hot_room[c]) }.load(Ordering::Relaxed);
-            n += (limit - room).max(0) as usize * CLASS_SIZE[c] as usize;
+            hot += (limit - room).max(0) as usize * CLASS_SIZE[c] as usize;
         }
         // SAFETY: as above.
-        n + unsafe { &*ptr::addr_of!((*h).remote.0.bytes) }.load(Ordering::Relaxed)
+        let (sent, collected) = unsafe {
+            (
+                (*ptr::addr_of!((*h).sent)).load(Ordering::Relaxed),
+                (*ptr::addr_of!((*h).collected)).load(Ordering::Relaxed),
+            )
+        };
+        (hot, sent, collected)
+    }
+
+    /// Bytes pushed onto remote stacks by threads without a heap of their own.
+    pub fn orphan_sent() -> usize {
+        ORPHAN_SENT.load(Ordering::Relaxed)
     }
 
     /// Take over every slab of `victim` (whose thread is gone), and the blocks on its remote
@@ -576,7 +597,7 @@ impl Heap {
         let list = self.remote.0.head.swap(ptr::null_mut(), Ordering::Acquire);
         // SAFETY: live blocks in transit, now other's to free or forward.
         let bytes = unsafe { other.take_blocks(list, secret::keys().0) };
-        self.remote.0.bytes.fetch_sub(bytes, Ordering::Relaxed);
+        add_relaxed(&other.collected, bytes);
     }
 
     /// Verify the invariants documented on the type. Aborts on violation.
@@ -764,20 +785,31 @@ fn double_free(p: *mut u8) {
     }
 }
 
-/// Mark block `b` of slab `s` free and push it onto its owner's remote stack. One CAS (and
-/// the count of its bytes).
+/// `a += n` by a relaxed load and store: for counters only their owner writes.
+#[inline]
+fn add_relaxed(a: &AtomicUsize, n: usize) {
+    a.store(a.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+}
+
+/// Mark block `b` of slab `s` free and push it onto its owner's remote stack: one CAS. `from`
+/// is the pushing thread's own heap, which counts the bytes sent, or null for a thread without
+/// one.
 ///
 /// # Safety
-/// `s` is a live slab and `b` a live block of it that the caller gives up.
-pub unsafe fn remote_free(s: *mut Span, b: *mut Block) {
+/// `s` is a live slab and `b` a live block of it that the caller gives up; `from` is null or
+/// the calling thread's own heap (or one it holds exclusively).
+pub unsafe fn remote_free(s: *mut Span, b: *mut Block, from: *mut Heap) {
     let (mask, mark) = secret::keys();
     // SAFETY: a live block keeps its slab (and the slab's owner) valid; heaps are never
     // unmapped.
-    let remote = unsafe { &(*(*s).owner().cast::<Heap>()).remote.0 };
-    // SAFETY: as above.
-    remote
-        .bytes
-        .fetch_add(unsafe { (*s).block_size() }, Ordering::Relaxed);
+    let (remote, bytes) = unsafe { (&(*(*s).owner().cast::<Heap>()).remote.0, (*s).block_size()) };
+    // Counted before the push, so the bytes collected never pass the bytes sent.
+    if from.is_null() {
+        ORPHAN_SENT.fetch_add(bytes, Ordering::Relaxed);
+    } else {
+        // SAFETY: the caller's own heap; the counter is an atomic field.
+        add_relaxed(unsafe { &*ptr::addr_of!((*from).sent) }, bytes);
+    }
     // SAFETY: we own b until the CAS publishes it.
     unsafe { Block::set_mark(b, mark) };
     let mut head = remote.head.load(Ordering::Relaxed);

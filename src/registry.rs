@@ -221,21 +221,28 @@ pub unsafe fn orphan_all_but(me: *mut Heap) {
     }
 }
 
-/// Bytes of free blocks cached in every heap's hot lists and remote stack, the global heap's
-/// included (statistics; a snapshot).
+/// Bytes of free blocks cached in every heap's hot lists and on every remote stack, the global
+/// heap's included (statistics; a snapshot).
 pub fn cached_bytes() -> usize {
     let _g = Guard::new(&HEAPS_LOCK);
-    let mut n = 0;
+    let (mut hot, mut sent, mut collected) = (0, Heap::orphan_sent(), 0);
+    let mut add = |h: *const Heap| {
+        // SAFETY: heaps are never unmapped.
+        let (a, b, c) = unsafe { Heap::cache_counts(h) };
+        hot += a;
+        sent += b;
+        collected += c;
+    };
     let mut e = ALL.load(Ordering::Relaxed);
     while !e.is_null() {
         // SAFETY: entries are never freed; HEAPS_LOCK held for the list.
         unsafe {
-            n += Heap::cached_bytes(&raw const (*e).heap);
+            add(&raw const (*e).heap);
             e = (*e).all_next;
         }
     }
-    // SAFETY: a valid static heap.
-    n + unsafe { Heap::cached_bytes(GLOBAL_HEAP.get()) }
+    add(GLOBAL_HEAP.get());
+    hot + sent.saturating_sub(collected)
 }
 
 /// Number of heaps ever created and of abandoned heaps (statistics).

@@ -207,10 +207,13 @@ pub unsafe fn free_foreign(s: *mut Span, p: *mut u8) {
         if (*s).owner() == h.cast() {
             return (*h).free_local(s, b);
         }
-        if tls::is_own(h) && Heap::keep_foreign(h, (*s).class(), b) {
+        if !tls::is_own(h) {
+            return heap::remote_free(s, b, ptr::null_mut());
+        }
+        if Heap::keep_foreign(h, (*s).class(), b) {
             return;
         }
-        heap::remote_free(s, b)
+        heap::remote_free(s, b, h)
     }
 }
 
