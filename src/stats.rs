@@ -41,6 +41,21 @@ pub struct Stats {
     pub heaps: usize,
     /// Heaps whose thread exited while they held live blocks.
     pub abandoned_heaps: usize,
+    /// Acquisitions of the locks shared by all threads (global heap, heap registry, pages,
+    /// huge blocks), and how many of them found the lock taken.
+    pub lock_acquired: u64,
+    /// See `lock_acquired`.
+    pub lock_contended: u64,
+}
+
+/// The locks shared by all threads, in lock order.
+fn shared_locks() -> [&'static crate::sync::RawLock; 4] {
+    [
+        &registry::GLOBAL_LOCK,
+        &registry::HEAPS_LOCK,
+        &arena::PAGE_LOCK,
+        &huge::HUGE_LOCK,
+    ]
 }
 
 impl Stats {
@@ -81,6 +96,8 @@ pub fn snapshot() -> Stats {
         dirty_pages: dirty,
         heaps,
         abandoned_heaps: abandoned,
+        lock_acquired: shared_locks().iter().map(|l| l.counts().0).sum(),
+        lock_contended: shared_locks().iter().map(|l| l.counts().1).sum(),
     }
 }
 
@@ -103,6 +120,18 @@ pub fn print(fd: i32) {
     let mut l = LineBuf::new();
     l.push(b"xalloc statistics\n");
     l.write_to(fd);
+    for lock in shared_locks() {
+        let (n, c) = lock.counts();
+        let mut l = LineBuf::new();
+        l.push(b"lock ")
+            .push(lock.name().as_bytes())
+            .push(b" acquired ")
+            .dec(n)
+            .push(b" contended ")
+            .dec(c)
+            .push(b"\n");
+        l.write_to(fd);
+    }
     for (name, v) in rows {
         let mut l = LineBuf::new();
         l.push(name).push(b" ").dec(v as u64);
