@@ -57,6 +57,10 @@ const HOT_LIMIT: [i8; NUM_CLASSES] = {
 /// Frees into a hot list, or that empty a class's current slab, between two checks of the
 /// purge clock.
 const TICK_EVERY: u32 = 256;
+/// The same while pages wait to be purged: each check purges one bounded round of them (see
+/// `purge::tick`), so a thread that keeps cycling blocks works off a purge backlog in small
+/// steps rather than in one long call.
+const TICK_SOON: u32 = 4;
 
 /// A heap.
 ///
@@ -92,7 +96,8 @@ pub struct Heap {
     /// Counts down the frees that fill a hot list place or empty the class's current slab
     /// (what a program can repeat forever without reaching a slow path); at zero the remote
     /// stack is collected and the purge clock checked, so a program that freed a lot and now
-    /// only cycles a few blocks still gives memory back.
+    /// only cycles a few blocks still gives memory back. Starts from [`TICK_EVERY`], or from
+    /// [`TICK_SOON`] while pages wait to be purged.
     tick_countdown: u32,
     /// Blocks freed to this heap by other threads, linked through their first word.
     remote: Padded<AtomicPtr<Block>>,
@@ -532,8 +537,8 @@ unsafe fn hot_unpush(h: *mut Heap, c: usize) {
     unsafe { *(*h).hot_room.get_unchecked_mut(c) += 1 };
 }
 
-/// Count one free that a program can repeat without reaching a slow path; every
-/// [`TICK_EVERY`] of them, run [`tick_now`].
+/// Count one free that a program can repeat without reaching a slow path; when the countdown
+/// runs out, run [`tick_now`].
 ///
 /// # Safety
 /// `h` is the calling thread's own heap.
@@ -572,19 +577,18 @@ unsafe fn free_to_slab(h: *mut Heap, s: *mut Span, b: *mut Block) {
     }
 }
 
-/// Every [`TICK_EVERY`] counted frees: take in the blocks other threads freed to us (a thread
-/// that only cycles a few blocks would otherwise never collect them) and check the purge
-/// clock.
+/// Every [`TICK_EVERY`] counted frees ([`TICK_SOON`] while pages wait to be purged): take in
+/// the blocks other threads freed to us (a thread that only cycles a few blocks would
+/// otherwise never collect them) and check the purge clock.
 #[cold]
 #[inline(never)]
 fn tick_now(h: *mut Heap) {
     // SAFETY: h is the calling thread's own heap, and no list of it is being changed (the free
     // that brought us here is complete).
-    unsafe {
-        (*h).tick_countdown = TICK_EVERY;
-        (*h).collect_remote();
-    }
-    purge::tick();
+    unsafe { (*h).collect_remote() };
+    let soon = purge::tick();
+    // SAFETY: as above.
+    unsafe { (*h).tick_countdown = if soon { TICK_SOON } else { TICK_EVERY } };
 }
 
 /// Report a double free (a `()`-returning cold function, so the fast path can tail-call it).
