@@ -7,8 +7,15 @@
 //! bitmaps and the span headers. The rest are handed out as runs of pages.
 //!
 //! A bitmap marks the free pages that may hold non-zero bytes and be resident (*dirty*): pages
-//! of runs given back, until they are purged (`MADV_DONTNEED` on each maximal dirty range) or
-//! handed out again. A run is known to read as zero iff none of its pages is dirty.
+//! of runs given back, until they are purged or handed out again. A run is known to read as
+//! zero iff none of its pages is dirty.
+//!
+//! Purging happens in two steps so that `MADV_DONTNEED` never runs under [`PAGE_LOCK`]. The
+//! purge policy marks dirty pages *due*; [`Arena::collect_due`] then takes maximal ranges of
+//! due pages out of the buddy (they become *purging*: neither free nor in use, so no run that
+//! is handed out can overlap them) into a [`PurgeBatch`] of bounded size; the lock is dropped,
+//! [`PurgeBatch::decommit`] purges them, and [`PurgeBatch::give_back`] returns them to the
+//! buddy as clean pages under the lock again.
 
 use crate::bitmap::Bits;
 use crate::buddy::{self, Buddy, Order};
@@ -45,6 +52,11 @@ static ARENAS: AtomicPtr<Arena> = AtomicPtr::new(ptr::null_mut());
 pub static ARENA_BYTES: AtomicUsize = AtomicUsize::new(0);
 /// Total dirty free pages across arenas (under PAGE_LOCK; atomic only for lock-free reads).
 pub static DIRTY_PAGES: AtomicUsize = AtomicUsize::new(0);
+/// Total due pages across arenas, a part of `DIRTY_PAGES` (under PAGE_LOCK; atomic only for
+/// lock-free reads).
+pub static DUE_PAGES: AtomicUsize = AtomicUsize::new(0);
+/// Total pages being purged across arenas (under PAGE_LOCK; atomic only for lock-free reads).
+pub static PURGING_PAGES: AtomicUsize = AtomicUsize::new(0);
 /// Pages handed out as runs (under PAGE_LOCK; atomic for lock-free reads).
 pub static IN_USE_PAGES: AtomicUsize = AtomicUsize::new(0);
 /// The most pages ever handed out at once (under PAGE_LOCK).
@@ -54,12 +66,21 @@ pub static PEAK_IN_USE_PAGES: AtomicUsize = AtomicUsize::new(0);
 ///
 /// Invariants (checked by [`Arena::check_invariants`]):
 /// - `buddy` is valid (its own invariants) over pages `META_PAGES..ARENA_PAGES`;
-/// - a page's bit in `dirty` is set only if the page is free; `dirty_pages` counts the set
-///   bits; `old` is a subset of `dirty` (pages dirty since before the current purge epoch
-///   began);
-/// - `pagemap[i]` is null or an unused span (the freed-run marker) for free and header pages;
-///   a live slab maps every page of its run to its span, a live medium run only its first
-///   page (its other pages hold null or the marker).
+/// - every page from `META_PAGES` on is exactly one of: free (in a free buddy block), purging
+///   (its bit in `purging` set; out of the buddy while a thread purges it with no lock held)
+///   or in use (in a run handed out);
+/// - a page's bit in `dirty` is set only if the page is free; `old` and `due` are disjoint
+///   subsets of `dirty` (`old`: dirty since before the current purge epoch began; `due`:
+///   chosen by the purge policy to be purged next);
+/// - `dirty_pages`, `due_pages` and `purging_pages` count the set bits of `dirty`, `due` and
+///   `purging`;
+/// - `pagemap[i]` is null or an unused span (the freed-run marker) for free, purging and
+///   header pages; a live slab maps every page of its run to its span, a live medium run only
+///   its first page (its other pages hold null or the marker).
+///
+/// Across arenas (checked by `pages::check_all`): [`DIRTY_PAGES`], [`DUE_PAGES`] and
+/// [`PURGING_PAGES`] are the sums of `dirty_pages`, `due_pages` and `purging_pages`, and
+/// [`IN_USE_PAGES`] + free pages + purging pages = arenas × (`ARENA_PAGES` − `META_PAGES`).
 #[repr(C)]
 pub struct Arena {
     /// For each page: the span of the run covering it, or null. First: the page map's
@@ -69,12 +90,23 @@ pub struct Arena {
     next: *mut Arena,
     /// Free dirty pages.
     dirty_pages: u32,
+    /// Due pages.
+    due_pages: u32,
+    /// Pages being purged.
+    purging_pages: u32,
     /// The free runs.
     buddy: Buddy,
     /// One bit per page: set iff the page is free and may be dirty.
     dirty: Bits<WORDS>,
-    /// One bit per page: dirty when the current purge epoch began and not handed out since.
+    /// One bit per page: dirty when the current purge epoch began, not handed out since, and
+    /// not due.
     old: Bits<WORDS>,
+    /// One bit per page: dirty and chosen by the purge policy to be purged, not yet taken for
+    /// it by [`Arena::collect_due`].
+    due: Bits<WORDS>,
+    /// One bit per page: taken out of the buddy by [`Arena::collect_due`] and being purged;
+    /// [`Arena::end_purge`] gives it back.
+    purging: Bits<WORDS>,
     /// Span headers, one per `RUN_ALIGN` pages, used for runs starting there.
     spans: [Span; ARENA_PAGES / RUN_ALIGN],
 }
@@ -152,14 +184,17 @@ impl Arena {
         Some((idx, self.take_dirty(idx, n)))
     }
 
-    /// Pages `idx..idx+n` leave the free pool: clear their dirty (and old) bits. Returns
-    /// whether any was dirty.
+    /// Pages `idx..idx+n` leave the free pool: clear their dirty (and old and due) bits.
+    /// Returns whether any was dirty.
     fn take_dirty(&mut self, idx: usize, n: usize) -> bool {
         let was = self.dirty.clear(idx, n);
         if was != 0 {
             self.old.clear(idx, n);
+            let due = self.due.clear(idx, n);
             self.dirty_pages -= was as u32;
+            self.due_pages -= due as u32;
             DIRTY_PAGES.fetch_sub(was, Ordering::Relaxed);
+            DUE_PAGES.fetch_sub(due, Ordering::Relaxed);
         }
         was != 0
     }
@@ -194,64 +229,277 @@ impl Arena {
         self.dirty_pages as usize
     }
 
-    /// Start a purge epoch: every page dirty now is old.
-    pub fn start_epoch(&mut self) {
-        self.old = self.dirty;
+    /// Due pages in this arena.
+    pub fn due_pages(&self) -> usize {
+        self.due_pages as usize
     }
 
-    /// Purge up to `limit` dirty pages (all of them for `usize::MAX`), only old ones (dirty
-    /// since before the epoch began) if `only_old`: `MADV_DONTNEED` on maximal ranges of such
-    /// pages (all of which are free), then clear their bits. Returns pages purged.
-    pub fn purge(&mut self, limit: usize, only_old: bool) -> usize {
-        let word = |a: &Arena, w: usize| {
-            if only_old {
-                a.dirty.word(w) & a.old.word(w)
-            } else {
-                a.dirty.word(w)
+    /// Pages of this arena being purged.
+    pub fn purging_pages(&self) -> usize {
+        self.purging_pages as usize
+    }
+
+    /// Add `n` to the due pages of this arena and of all.
+    fn note_due(&mut self, n: usize) {
+        self.due_pages += n as u32;
+        DUE_PAGES.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The next purge epoch begins. If one ended (`ended`; false for the first), its old pages
+    /// (dirty since before it began and not handed out during it) become due. Then every dirty
+    /// page that is not due is old.
+    pub fn next_epoch(&mut self, ended: bool) {
+        let mut newly_due = 0;
+        for w in 0..WORDS {
+            let mut due = self.due.word(w);
+            if ended {
+                let old = self.old.word(w);
+                newly_due += old.count_ones() as usize;
+                due |= old;
+                self.due.set_word(w, due);
             }
-        };
-        let mut purged = 0;
-        let mut i = 0;
-        while i < ARENA_PAGES && purged < limit {
-            let w = word(self, i / 64) >> (i % 64);
-            if w == 0 {
-                i = (i / 64 + 1) * 64;
-                continue;
-            }
-            i += w.trailing_zeros() as usize;
-            let start = i;
-            while i < ARENA_PAGES
-                && i - start < limit - purged
-                && word(self, i / 64) & (1 << (i % 64)) != 0
-            {
-                i += 1;
-            }
-            os::decommit(
-                (self.base() + (start << PAGE_SHIFT)) as *mut u8,
-                (i - start) << PAGE_SHIFT,
-            );
-            self.dirty.clear(start, i - start);
-            self.old.clear(start, i - start);
-            purged += i - start;
+            self.old.set_word(w, self.dirty.word(w) & !due);
         }
-        self.dirty_pages -= purged as u32;
-        DIRTY_PAGES.fetch_sub(purged, Ordering::Relaxed);
-        purged
+        self.note_due(newly_due);
+    }
+
+    /// Make every dirty page due. Returns how many became due.
+    pub fn schedule_all(&mut self) -> usize {
+        let newly_due = (self.dirty_pages - self.due_pages) as usize;
+        self.due = self.dirty;
+        self.old = Bits::new();
+        self.note_due(newly_due);
+        newly_due
+    }
+
+    /// Mark up to `want` more dirty pages due, lowest first: old ones only if `only_old`, else
+    /// any not due yet. Returns how many became due.
+    pub fn schedule(&mut self, want: usize, only_old: bool) -> usize {
+        let mut done = 0;
+        for w in 0..WORDS {
+            if done == want {
+                break;
+            }
+            let mut pick = if only_old {
+                self.old.word(w)
+            } else {
+                self.dirty.word(w) & !self.due.word(w)
+            };
+            if pick.count_ones() as usize > want - done {
+                // Keep the lowest `want - done` of them.
+                let mut keep = 0;
+                for _ in 0..want - done {
+                    keep |= pick & pick.wrapping_neg();
+                    pick &= pick - 1;
+                }
+                pick = keep;
+            }
+            self.due.set_word(w, self.due.word(w) | pick);
+            self.old.set_word(w, self.old.word(w) & !pick);
+            done += pick.count_ones() as usize;
+        }
+        self.note_due(done);
+        done
+    }
+
+    /// Take due pages out of the free pool to be purged, as maximal ranges, lowest first, while
+    /// `batch` has room: each range leaves the buddy, loses its dirty and due bits, gains its
+    /// purging bits, and is added to `batch`. No run handed out can overlap them until
+    /// [`Arena::end_purge`] gives them back.
+    pub fn collect_due(&mut self, batch: &mut PurgeBatch) {
+        let mut from = 0;
+        while self.due_pages != 0 && batch.has_room() {
+            let Some((idx, n)) = self.due.next_run(from, batch.page_room()) else {
+                break;
+            };
+            // Due pages are dirty, and dirty pages free: the whole range is in free blocks.
+            self.buddy.take_range(idx, n);
+            let dirty = self.dirty.clear(idx, n);
+            let due = self.due.clear(idx, n);
+            let purging = self.purging.set(idx, n);
+            xa_check!(dirty == n && due == n && purging == 0);
+            self.dirty_pages -= n as u32;
+            self.due_pages -= n as u32;
+            self.purging_pages += n as u32;
+            DIRTY_PAGES.fetch_sub(n, Ordering::Relaxed);
+            DUE_PAGES.fetch_sub(n, Ordering::Relaxed);
+            PURGING_PAGES.fetch_add(n, Ordering::Relaxed);
+            batch.push(self, idx, n);
+            from = idx + n;
+        }
+    }
+
+    /// Pages `idx..idx+n`, taken by [`Arena::collect_due`], go back to the free pool: clean if
+    /// `zeroed` (the kernel dropped them, so they read as zero), else dirty.
+    pub fn end_purge(&mut self, idx: usize, n: usize, zeroed: bool) {
+        let was = self.purging.clear(idx, n);
+        xa_check!(was == n);
+        self.purging_pages -= n as u32;
+        PURGING_PAGES.fetch_sub(n, Ordering::Relaxed);
+        self.free_range(idx, n, !zeroed);
+    }
+
+    /// In a fork child: the pages threads of the parent were purging go back to the free pool,
+    /// dirty. Those threads do not exist here to give them back, and the child's copy of the
+    /// pages was taken before, or without, their `MADV_DONTNEED`.
+    pub fn reclaim_purging(&mut self) {
+        while let Some((idx, n)) = self.purging.next_run(0, ARENA_PAGES) {
+            self.end_purge(idx, n, false);
+        }
     }
 
     /// Verify every invariant documented on the type. Aborts on violation.
     pub fn check_invariants(&self) {
-        let mut free = Bits::<WORDS>::new();
-        self.buddy.check_invariants(|p| {
-            free.set(p, 1);
+        let unused = |p: usize| {
             let e = self.pagemap[p].load(Ordering::Relaxed);
             // SAFETY: page-map entries are null or valid span headers.
             xa_check!(e.is_null() || unsafe { (*e).kind() } == Kind::Unused);
+        };
+        let mut free = Bits::<WORDS>::new();
+        self.buddy.check_invariants(|p| {
+            free.set(p, 1);
+            unused(p);
         });
+        // Purging pages are neither free nor header pages.
+        xa_check!(self.purging.is_disjoint_from(&free));
+        xa_check!(
+            self.purging
+                .next_run(0, META_PAGES)
+                .is_none_or(|(p, _)| p >= META_PAGES)
+        );
+        let mut from = 0;
+        while let Some((idx, n)) = self.purging.next_run(from, ARENA_PAGES) {
+            (idx..idx + n).for_each(unused);
+            from = idx + n;
+        }
         xa_check!(self.old.is_subset_of(&self.dirty));
+        xa_check!(self.due.is_subset_of(&self.dirty));
+        xa_check!(self.old.is_disjoint_from(&self.due));
         // Dirty pages are free pages.
         xa_check!(self.dirty.is_subset_of(&free));
         xa_check!(self.dirty.ones() == self.dirty_pages as usize);
+        xa_check!(self.due.ones() == self.due_pages as usize);
+        xa_check!(self.purging.ones() == self.purging_pages as usize);
+    }
+}
+
+/// Most ranges in one [`PurgeBatch`].
+pub const PURGE_RANGES: usize = 64;
+/// Most pages in one [`PurgeBatch`] (2 MiB: a few tenths of a millisecond of `MADV_DONTNEED`
+/// on resident pages, and what one round keeps out of the free pool).
+pub const PURGE_PAGES: usize = 512;
+
+/// One range of a [`PurgeBatch`] (16 bytes, so a batch takes 1 KiB of stack).
+#[derive(Clone, Copy)]
+struct PurgeRange {
+    /// Its arena.
+    arena: *mut Arena,
+    /// Its first page index.
+    idx: u16,
+    /// Its page count.
+    pages: u16,
+    /// Whether `MADV_DONTNEED` dropped its pages.
+    zeroed: bool,
+}
+
+const _: () = assert!(ARENA_PAGES <= 1 << 16 && PURGE_PAGES <= u16::MAX as usize);
+const _: () = assert!(core::mem::size_of::<PurgeRange>() == 16);
+
+/// One round of purging: up to [`PURGE_RANGES`] ranges holding up to [`PURGE_PAGES`] pages
+/// in all, taken out of the free pool under [`PAGE_LOCK`] by [`Arena::collect_due`], purged by
+/// [`PurgeBatch::decommit`] with no lock held, and given back by [`PurgeBatch::give_back`]
+/// under the lock. It lives on the stack of the thread that purges.
+///
+/// Invariants: the first `len` entries of `ranges` are ranges of purging pages (set bits in
+/// their arena's `purging`) that this batch alone will give back, and `pages` is the sum of
+/// their page counts.
+pub struct PurgeBatch {
+    /// The ranges; the first `len` are set.
+    ranges: [PurgeRange; PURGE_RANGES],
+    /// Ranges set.
+    len: usize,
+    /// Pages in the ranges set.
+    pages: usize,
+}
+
+impl PurgeBatch {
+    /// An empty batch.
+    pub const fn new() -> Self {
+        PurgeBatch {
+            ranges: [PurgeRange {
+                arena: ptr::null_mut(),
+                idx: 0,
+                pages: 0,
+                zeroed: false,
+            }; PURGE_RANGES],
+            len: 0,
+            pages: 0,
+        }
+    }
+
+    /// Whether the batch holds no range.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Pages in the batch.
+    pub fn pages(&self) -> usize {
+        self.pages
+    }
+
+    /// Whether another range fits.
+    pub fn has_room(&self) -> bool {
+        self.len < PURGE_RANGES && self.pages < PURGE_PAGES
+    }
+
+    /// Pages that still fit.
+    fn page_room(&self) -> usize {
+        PURGE_PAGES - self.pages
+    }
+
+    /// Add pages `idx..idx+n` of `arena`, just taken for purging.
+    fn push(&mut self, arena: &mut Arena, idx: usize, n: usize) {
+        xa_check!(self.has_room() && n <= self.page_room());
+        self.ranges[self.len] = PurgeRange {
+            arena,
+            idx: idx as u16,
+            pages: n as u16,
+            zeroed: false,
+        };
+        self.len += 1;
+        self.pages += n;
+    }
+
+    /// `MADV_DONTNEED` on every range, with no lock held (the pages are out of the free pool,
+    /// so no other thread can be using them). Returns the pages the kernel dropped.
+    pub fn decommit(&mut self) -> usize {
+        let mut dropped = 0;
+        for r in &mut self.ranges[..self.len] {
+            // An arena's base is its header's address.
+            let start = (r.arena as usize + ((r.idx as usize) << PAGE_SHIFT)) as *mut u8;
+            r.zeroed = os::decommit(start, (r.pages as usize) << PAGE_SHIFT);
+            if r.zeroed {
+                dropped += r.pages as usize;
+            }
+        }
+        dropped
+    }
+
+    /// Give every range back to the free pool (clean where [`PurgeBatch::decommit`] dropped
+    /// it, dirty otherwise) and empty the batch. Caller holds [`PAGE_LOCK`].
+    pub fn give_back(&mut self) {
+        for r in &self.ranges[..self.len] {
+            // SAFETY: arenas are never unmapped; PAGE_LOCK is held; the range is this batch's.
+            unsafe { (*r.arena).end_purge(r.idx as usize, r.pages as usize, r.zeroed) };
+        }
+        self.len = 0;
+        self.pages = 0;
+    }
+}
+
+impl Default for PurgeBatch {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -296,6 +544,22 @@ mod tests {
         }
     }
 
+    /// Purge every due page of `a` in rounds, as `purge::run` does (with the lock dropped
+    /// between taking the pages out and giving them back). Returns the pages purged.
+    fn purge_due(a: &mut Arena) -> usize {
+        let mut total = 0;
+        loop {
+            let mut b = PurgeBatch::new();
+            a.collect_due(&mut b);
+            if b.is_empty() {
+                return total;
+            }
+            a.check_invariants();
+            total += b.decommit();
+            b.give_back();
+        }
+    }
+
     #[test]
     fn dirty_pages_follow_frees_and_purges() {
         let t = TestArena(Arena::map());
@@ -314,13 +578,81 @@ mod tests {
         assert_eq!(a.dirty_pages, 5);
         assert_eq!(a.dirty.count(i1, 5), 5);
         assert_eq!(a.dirty.count(i1 + 5, 3), 0);
-        assert_eq!(a.purge(2, true), 0);
-        assert_eq!(a.purge(2, false), 2);
-        assert_eq!(a.dirty_pages, 3);
+        // No page is old before the first epoch.
+        assert_eq!(a.schedule(2, true), 0);
+        assert_eq!(a.schedule(2, false), 2);
+        assert_eq!((a.due_pages, a.due.count(i1, 2)), (2, 2));
         a.check_invariants();
-        a.start_epoch();
-        assert_eq!(a.purge(usize::MAX, true), 3);
+        assert_eq!(purge_due(a), 2);
+        assert_eq!((a.dirty_pages, a.due_pages, a.purging_pages), (3, 0, 0));
+        a.check_invariants();
+        // The first epoch begins: the 3 dirty pages are old; when it ends they are due.
+        a.next_epoch(false);
+        assert_eq!((a.old.ones(), a.due_pages), (3, 0));
+        a.next_epoch(true);
+        assert_eq!((a.old.ones(), a.due_pages), (0, 3));
+        a.check_invariants();
+        assert_eq!(purge_due(a), 3);
         assert_eq!(a.dirty_pages, 0);
+        a.check_invariants();
+        assert_eq!(a.free_pages(), ARENA_PAGES - META_PAGES);
+        // Every page is clean again: the whole arena comes out clean.
+        let (_, dirty) = a.alloc_run(MAX_RUN_PAGES, MIN_RUN_ORDER).unwrap();
+        assert!(!dirty);
+    }
+
+    #[test]
+    fn a_round_is_bounded() {
+        let t = TestArena(Arena::map());
+        // SAFETY: private arena, single thread.
+        let a = unsafe { &mut *t.0 };
+        // 100 dirty ranges of 4 pages, 4 clean pages apart: more ranges than a round takes.
+        let runs: Vec<usize> = (0..200)
+            .map(|_| a.alloc_run(4, MIN_RUN_ORDER).unwrap().0)
+            .collect();
+        for (k, &i) in runs.iter().enumerate() {
+            a.free_range(i, 4, k % 2 == 0);
+        }
+        assert_eq!(a.schedule_all(), 400);
+        let mut b = PurgeBatch::new();
+        a.collect_due(&mut b);
+        assert_eq!((b.len, b.pages), (PURGE_RANGES, 4 * PURGE_RANGES));
+        assert_eq!(a.due_pages as usize, 400 - 4 * PURGE_RANGES);
+        a.check_invariants();
+        b.decommit();
+        b.give_back();
+        assert_eq!(purge_due(a), 400 - 4 * PURGE_RANGES);
+        a.check_invariants();
+        // One long dirty range: a round takes PURGE_PAGES of it.
+        let (i, _) = a.alloc_run(MAX_RUN_PAGES, MIN_RUN_ORDER).unwrap();
+        a.free_range(i, MAX_RUN_PAGES, true);
+        a.schedule_all();
+        a.collect_due(&mut b);
+        assert_eq!((b.len, b.pages), (1, PURGE_PAGES));
+        b.decommit();
+        b.give_back();
+        assert_eq!(purge_due(a), MAX_RUN_PAGES - PURGE_PAGES);
+        a.check_invariants();
+    }
+
+    #[test]
+    fn a_fork_child_takes_back_the_pages_being_purged() {
+        let t = TestArena(Arena::map());
+        // SAFETY: private arena, single thread.
+        let a = unsafe { &mut *t.0 };
+        let (i, _) = a.alloc_run(64, MIN_RUN_ORDER).unwrap();
+        a.free_range(i, 64, true);
+        a.schedule(10, false);
+        let mut b = PurgeBatch::new();
+        a.collect_due(&mut b);
+        assert_eq!((a.purging_pages, a.dirty_pages, b.pages), (10, 54, 10));
+        assert_eq!(a.free_pages(), ARENA_PAGES - META_PAGES - 10);
+        a.check_invariants();
+        // The batch belongs to a thread that does not exist in the child: it is never given
+        // back there.
+        a.reclaim_purging();
+        assert_eq!((a.purging_pages, a.dirty_pages), (0, 64));
+        assert_eq!(a.free_pages(), ARENA_PAGES - META_PAGES);
         a.check_invariants();
     }
 
@@ -372,7 +704,11 @@ mod tests {
         let t = TestArena(Arena::map());
         // SAFETY: private arena, single thread.
         let a = unsafe { &mut *t.0 };
+        let base = a.base();
+        let page = |i: usize| (base + (i << PAGE_SHIFT)) as *mut u64;
         let mut live: Vec<(usize, usize, u8)> = Vec::new();
+        // A round taken out for purging and not given back yet, as by another thread.
+        let mut batch = PurgeBatch::new();
         let mut s = 0x9e3779b97f4a7c15u64;
         let mut rng = || {
             s ^= s << 13;
@@ -382,36 +718,83 @@ mod tests {
         };
         for step in 0..3000 {
             let r = rng();
-            if live.is_empty() || r % 3 != 0 {
-                let n = 1 + (rng() % 64) as usize;
-                if let Some((idx, _)) = a.alloc_run(n, MIN_RUN_ORDER) {
-                    let tag = (step % 251) as u8;
-                    let base = a.base();
+            match r % 10 {
+                _ if live.is_empty() => {}
+                0..=4 => {}
+                5..=6 => {
+                    let (idx, n, tag) = live.swap_remove((r as usize / 10) % live.len());
                     // SAFETY: the run is ours and mapped.
                     unsafe {
-                        *((base + (idx << PAGE_SHIFT)) as *mut u8) = tag;
-                        *((base + ((idx + n - 1) << PAGE_SHIFT) + 7) as *mut u8) = tag;
+                        assert_eq!(*(page(idx) as *const u8), tag);
+                        assert_eq!(*((page(idx + n - 1) as *const u8).add(7)), tag);
                     }
-                    live.push((idx, n, tag));
+                    a.free_range(idx, n, true);
+                    continue;
                 }
-            } else {
-                let (idx, n, tag) = live.swap_remove((r as usize / 3) % live.len());
-                let base = a.base();
-                // SAFETY: the run is ours and mapped.
-                unsafe {
-                    assert_eq!(*((base + (idx << PAGE_SHIFT)) as *const u8), tag);
-                    assert_eq!(
-                        *((base + ((idx + n - 1) << PAGE_SHIFT) + 7) as *const u8),
-                        tag
+                7 => {
+                    match rng() % 4 {
+                        0 => a.next_epoch(true),
+                        1 => a.next_epoch(false),
+                        2 => _ = a.schedule_all(),
+                        _ => _ = a.schedule((rng() % 300) as usize, rng() % 2 == 0),
+                    }
+                    continue;
+                }
+                8 => {
+                    if batch.is_empty() {
+                        a.collect_due(&mut batch);
+                        // What the pages held before the purge.
+                        for r in &batch.ranges[..batch.len] {
+                            for i in r.idx as usize..(r.idx + r.pages) as usize {
+                                // SAFETY: the page is mapped; nobody else uses it.
+                                unsafe { *page(i) = 0xdead };
+                            }
+                        }
+                    }
+                    continue;
+                }
+                _ => {
+                    batch.decommit();
+                    batch.give_back();
+                    continue;
+                }
+            }
+            let n = 1 + (rng() % 64) as usize;
+            if let Some((idx, dirty)) = a.alloc_run(n, MIN_RUN_ORDER) {
+                for r in &batch.ranges[..batch.len] {
+                    let (j, m) = (r.idx as usize, r.pages as usize);
+                    assert!(
+                        idx + n <= j || j + m <= idx,
+                        "step {step}: run over purging pages"
                     );
                 }
-                a.free_range(idx, n, true);
-            }
-            if step % 50 == 0 {
-                a.purge(usize::MAX, step % 100 == 0);
-                a.start_epoch();
+                if !dirty {
+                    for i in idx..idx + n {
+                        // SAFETY: the run is ours and mapped.
+                        assert_eq!(unsafe { *page(i) }, 0, "step {step}: clean run not zero");
+                    }
+                }
+                let tag = (step % 251) as u8;
+                // SAFETY: the run is ours and mapped.
+                unsafe {
+                    *(page(idx) as *mut u8) = tag;
+                    *((page(idx + n - 1) as *mut u8).add(7)) = tag;
+                }
+                live.push((idx, n, tag));
             }
             a.check_invariants();
         }
+        batch.decommit();
+        batch.give_back();
+        for (idx, n, _) in live.drain(..) {
+            a.free_range(idx, n, true);
+        }
+        a.schedule_all();
+        purge_due(a);
+        a.check_invariants();
+        assert_eq!(
+            (a.dirty_pages, a.free_pages()),
+            (0, ARENA_PAGES - META_PAGES)
+        );
     }
 }

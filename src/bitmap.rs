@@ -1,5 +1,5 @@
-//! L3: a fixed-size bitmap with range operations, one bit per page (the arenas' dirty and
-//! old-page maps). Safe code only.
+//! L3: a fixed-size bitmap with range operations, one bit per page (the arenas' dirty, old,
+//! due and purging page maps). Safe code only.
 
 /// `W * 64` bits, all clear when zeroed.
 #[derive(Clone, Copy)]
@@ -22,6 +22,12 @@ impl<const W: usize> Bits<W> {
     #[inline]
     pub fn word(&self, w: usize) -> u64 {
         self.0[w]
+    }
+
+    /// Replace word `w`.
+    #[inline]
+    pub fn set_word(&mut self, w: usize, v: u64) {
+        self.0[w] = v;
     }
 
     /// The number of set bits in `idx..idx+n`.
@@ -54,9 +60,43 @@ impl<const W: usize> Bits<W> {
         was
     }
 
+    /// The first run of set bits at or after bit `from`, cut to at most `max` bits (`max >= 1`):
+    /// its first bit and its length. `None` if no bit from `from` on is set.
+    pub fn next_run(&self, from: usize, max: usize) -> Option<(usize, usize)> {
+        let bits = W * 64;
+        let mut start = from;
+        loop {
+            if start >= bits {
+                return None;
+            }
+            let w = self.0[start / 64] >> (start % 64);
+            if w != 0 {
+                start += w.trailing_zeros() as usize;
+                break;
+            }
+            start = (start / 64 + 1) * 64;
+        }
+        // The shift brings in zeros from the top, so the ones counted stop at the word's end;
+        // a run that reaches it goes on in the next word.
+        let mut end = start;
+        while end < bits && end - start < max {
+            let ones = (self.0[end / 64] >> (end % 64)).trailing_ones() as usize;
+            end += ones;
+            if ones == 0 || end % 64 != 0 {
+                break;
+            }
+        }
+        Some((start, (end - start).min(max)))
+    }
+
     /// The number of set bits.
     pub fn ones(&self) -> usize {
         self.0.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
+    /// Whether no bit is set both here and in `other`.
+    pub fn is_disjoint_from(&self, other: &Self) -> bool {
+        self.0.iter().zip(other.0.iter()).all(|(a, b)| a & b == 0)
     }
 
     /// Whether every bit set here is also set in `other`.
@@ -105,5 +145,29 @@ mod tests {
         all.set(0, 256);
         assert!(b.is_subset_of(&all) && !all.is_subset_of(&b));
         assert_eq!(all.word(3), u64::MAX);
+        assert!(!b.is_disjoint_from(&all));
+        all.set_word(0, 0);
+        all.set_word(1, 0);
+        all.set_word(2, 0);
+        assert!(b.is_disjoint_from(&all) && all.ones() == 64);
+    }
+
+    #[test]
+    fn runs_are_found_whole_and_cut() {
+        let mut b = Bits::<4>::new();
+        assert_eq!(b.next_run(0, 1000), None);
+        b.set(3, 2);
+        b.set(60, 70);
+        b.set(192, 64);
+        assert_eq!(b.next_run(0, 1000), Some((3, 2)));
+        assert_eq!(b.next_run(4, 1000), Some((4, 1)));
+        assert_eq!(b.next_run(5, 1000), Some((60, 70)));
+        assert_eq!(b.next_run(5, 10), Some((60, 10)));
+        assert_eq!(b.next_run(64, 1000), Some((64, 66)));
+        assert_eq!(b.next_run(130, 1000), Some((192, 64)));
+        assert_eq!(b.next_run(255, 1000), Some((255, 1)));
+        assert_eq!(b.next_run(256, 1000), None);
+        b.set(128, 64);
+        assert_eq!(b.next_run(100, 1000), Some((100, 156)));
     }
 }

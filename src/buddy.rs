@@ -206,6 +206,43 @@ impl Buddy {
         Some(idx)
     }
 
+    /// The free block holding page `p`, as (head, order), if `p` is free. The head of the block
+    /// of order `o` that could hold `p` is `p` with its low `o` bits cleared; the first order
+    /// whose candidate head heads a free block of exactly that order is the one: a page inside
+    /// a free block but not its head has `order` 0, and a head's `order` names one order only.
+    /// For example page 13 inside the free order-3 block 8..16: order 0 tries 13, order 1 tries
+    /// 12, order 2 tries 12, all with `order` 0; order 3 tries 8, which heads an order-3 block.
+    fn block_holding(&self, p: usize) -> Option<(usize, usize)> {
+        (0..ORDERS).find_map(|o| {
+            let head = p & !((1 << o) - 1);
+            (self.order[head] as usize == o + 1).then_some((head, o))
+        })
+    }
+
+    /// Take pages `idx..idx+n` (any alignment; every one of them free) out of the free blocks:
+    /// each free block overlapping the range is unlinked and the parts of it outside the range
+    /// are freed again (as maximal aligned blocks, as [`Buddy::free_range`] does). Afterwards
+    /// the pages are in use as far as the buddy knows, until [`Buddy::free_range`] gives them
+    /// back.
+    pub fn take_range(&mut self, idx: usize, n: usize) {
+        let end = idx + n;
+        let mut j = idx;
+        while j < end {
+            let found = self.block_holding(j);
+            xa_check!(found.is_some());
+            let Some((head, o)) = found else { return };
+            self.list_remove(head, o);
+            let block_end = head + (1 << o);
+            if head < j {
+                self.free_range(head, j - head);
+            }
+            if block_end > end {
+                self.free_range(end, block_end - end);
+            }
+            j = block_end;
+        }
+    }
+
     /// Grow the run of `pages` pages at `idx` to `new_pages` in place, if the pages right after
     /// it are free. The free blocks there necessarily start exactly where the run (or the
     /// previous block) ends, since a block starting earlier would overlap the run.
@@ -345,6 +382,40 @@ mod tests {
     }
 
     #[test]
+    fn ranges_come_out_of_free_blocks_and_go_back() {
+        let mut b = fresh(256);
+        // 1000..1005 lies inside the free order-9 block 512..1024; 1020..1030 straddles it and
+        // the order-10 block 1024..2048.
+        b.take_range(1000, 5);
+        b.check_invariants(|_| {});
+        assert_eq!(b.free_pages(), PAGES - 256 - 5);
+        assert_eq!(b.block_holding(1000), None);
+        assert_eq!(b.block_holding(1004), None);
+        assert!(b.block_holding(999).is_some() && b.block_holding(1005).is_some());
+        b.take_range(1020, 10);
+        b.check_invariants(|_| {});
+        assert_eq!(b.free_pages(), PAGES - 256 - 15);
+        // Nothing taken is handed out.
+        let mut runs = Vec::new();
+        while let Some(i) = b.take(1, Order::new(0), |_| false) {
+            assert!(
+                !(1000..1005).contains(&i) && !(1020..1030).contains(&i),
+                "page {i}"
+            );
+            runs.push(i);
+        }
+        assert_eq!(b.free_pages(), 0);
+        for i in runs {
+            b.free_range(i, 1);
+        }
+        b.free_range(1000, 5);
+        b.free_range(1020, 10);
+        b.check_invariants(|_| {});
+        assert_eq!(b.free_pages(), PAGES - 256);
+        assert_eq!(b.free_block_at(PAGES / 2), Some(Order::new(13)));
+    }
+
+    #[test]
     fn random_runs_against_a_model() {
         let mut b = fresh(256);
         let mut live: Vec<(usize, usize)> = Vec::new();
@@ -365,6 +436,14 @@ mod tests {
                         assert!(idx + n <= j || j + m <= idx, "overlap at step {step}");
                     }
                     live.push((idx, n));
+                }
+            } else if r % 7 == 0 {
+                // Take out a free range at a random free page, as a purge does.
+                let p = 256 + (rng(&mut s) as usize) % (PAGES - 256);
+                if let Some((head, o)) = b.block_holding(p) {
+                    let end = (head + (1 << o)).min(p + 1 + (rng(&mut s) % 40) as usize);
+                    b.take_range(p, end - p);
+                    live.push((p, end - p));
                 }
             } else {
                 let k = (r as usize / 3) % live.len();

@@ -200,14 +200,16 @@ fn mallinfo2_now() -> MallInfo2 {
     }
 }
 
+/// glibc 2.36's `posix_memalign`: a bad alignment returns `EINVAL` and leaves `errno` alone;
+/// out of memory returns `ENOMEM` and sets `errno` to `ENOMEM` too (its memalign path does);
+/// `*out` is written only on success.
 fn posix_memalign_impl(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
     if !align.is_power_of_two() || align % core::mem::size_of::<*mut c_void>() != 0 {
         return libc::EINVAL;
     }
-    let guard = os::ErrnoGuard::new();
     let p = alloc::aligned(align, size);
-    drop(guard);
     if p.is_null() {
+        os::set_errno(libc::ENOMEM);
         return libc::ENOMEM;
     }
     // SAFETY: the caller passes a writable out-pointer (POSIX contract).

@@ -1,10 +1,13 @@
 //! L11: the fork handlers. `prepare` takes every allocator lock (after glibc's stdio list
 //! lock) so that no lock is held mid-update when the process is copied; `parent` releases
-//! them; `child` resets them and orphans the heaps of the threads that did not survive.
+//! them; `child` resets them, takes back the pages other threads were purging (with no lock
+//! held) when the process was copied, and orphans the heaps of the threads that did not
+//! survive.
 
 use crate::arena::PAGE_LOCK;
 use crate::huge::HUGE_LOCK;
 use crate::os;
+use crate::purge;
 use crate::registry::{self, GLOBAL_LOCK, HEAPS_LOCK};
 use crate::tls;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -54,6 +57,8 @@ extern "C" fn child() {
         // harmless and also covers the case where only we took it.
         os::stdio_list_reset();
     }
+    // A thread purging pages outside PAGE_LOCK would give them back; it did not survive.
+    purge::reclaim_after_fork();
     // Every other thread is gone; the child allocates from its own heap.
     // SAFETY: a fork child, single-threaded, locks reset.
     unsafe { registry::orphan_all_but(tls::heap()) };

@@ -64,6 +64,10 @@ const HOT_LIMIT: [i8; NUM_CLASSES] = {
 /// Frees into a hot list, or that empty a class's current slab, between two ticks (remote
 /// stack collected, kept foreign blocks sent home, purge clock checked).
 pub const TICK_EVERY: u32 = 256;
+/// The same while pages wait to be purged: each check purges one bounded round of them (see
+/// `purge::tick`), so a thread that keeps cycling blocks works off a purge backlog in small
+/// steps rather than in one long call.
+const TICK_SOON: u32 = 4;
 
 /// Most blocks of other heaps' slabs a heap keeps in its hot lists.
 pub const FOREIGN_LIMIT: u32 = 32;
@@ -117,6 +121,7 @@ pub struct Heap {
     full: SpanList,
     /// Counts down the frees that fill a hot list place or empty the class's current slab
     /// (what a program can repeat forever without reaching a slow path); at zero, the tick.
+    /// Starts from [`TICK_EVERY`], or from [`TICK_SOON`] while pages wait to be purged.
     tick_countdown: u32,
     /// Bytes of blocks this heap's thread pushed onto other heaps' remote stacks, ever.
     /// Written by the owner only (relaxed load and store), read by statistics: the bytes on
@@ -720,8 +725,8 @@ unsafe fn hot_push(h: *mut Heap, c: usize, b: *mut Block, mark: u64) -> bool {
     true
 }
 
-/// Count one free that a program can repeat without reaching a slow path; every
-/// [`TICK_EVERY`] of them, run [`tick_now`].
+/// Count one free that a program can repeat without reaching a slow path; when the countdown
+/// runs out, run [`tick_now`].
 ///
 /// # Safety
 /// `h` is the calling thread's own heap.
@@ -758,20 +763,21 @@ unsafe fn free_to_slab(h: *mut Heap, s: *mut Span, b: *mut Block) {
     }
 }
 
-/// Every [`TICK_EVERY`] counted frees: take in the blocks other threads freed to us (a thread
-/// that only cycles a few blocks would otherwise never collect them), send kept foreign blocks
-/// home, and check the purge clock.
+/// Every [`TICK_EVERY`] counted frees ([`TICK_SOON`] while pages wait to be purged): take in
+/// the blocks other threads freed to us (a thread that only cycles a few blocks would
+/// otherwise never collect them), send kept foreign blocks home, and check the purge clock.
 #[cold]
 #[inline(never)]
 fn tick_now(h: *mut Heap) {
     // SAFETY: h is the calling thread's own heap, and no list of it is being changed (the free
     // that brought us here is complete).
     unsafe {
-        (*h).tick_countdown = TICK_EVERY;
         (*h).collect_remote();
         (*h).flush_foreign();
     }
-    purge::tick();
+    let soon = purge::tick();
+    // SAFETY: as above.
+    unsafe { (*h).tick_countdown = if soon { TICK_SOON } else { TICK_EVERY } };
 }
 
 /// Report a double free (a `()`-returning cold function, so the fast path can tail-call it).

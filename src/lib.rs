@@ -16,7 +16,7 @@
 //! L9    | heap                    | one heap: hot lists, class queues, remote stack, fast and slow paths
 //! L8    | slab medium huge        | the tiers: slabs from page runs, medium runs, huge mappings
 //! L7    | pages                   | the page allocator: runs of pages under PAGE_LOCK
-//! L6    | pagemap purge           | address -> span, "not ours"; the purge policy
+//! L6    | pagemap purge           | address -> span, "not ours"; the purge policy and its rounds
 //! L5    | arena span_list         | 64 MiB arenas and their header, the arena list; lists of spans
 //! L4    | span buddy              | the header of a run and a slab's block lists; buddy arithmetic
 //! L3    | size_class bitmap       | class tables; page bitmaps
@@ -52,10 +52,14 @@
 //!    destructor. Malloc path: only for such threads.
 //! 2. `registry::HEAPS_LOCK` — the lists of all, abandoned and free heaps. Malloc path: thread
 //!    start, thread exit, adoption.
-//! 3. `arena::PAGE_LOCK` — every arena's buddy state, the arena list and page counters. Malloc
-//!    path: slab refills (once per slab), medium blocks, purging; on `free`: a slab emptied,
-//!    a medium block, or (every 256 frees into a hot list or that empty a current slab, or on
-//!    a slab refill) a purge clock that says an epoch is over.
+//! 3. `arena::PAGE_LOCK` — every arena's buddy state and page bitmaps, the arena list and page
+//!    counters. Malloc path: slab refills (once per slab), medium blocks, choosing pages to
+//!    purge and taking them out of and back into the free pool; on `free`: a slab emptied, a
+//!    medium block, or (every 256 frees into a hot list or that empty a current slab, every 4
+//!    while pages are due, or on a slab refill) a purge clock that says an epoch is over or
+//!    pages are due. Not held while `MADV_DONTNEED` runs: a purge round drops it between
+//!    taking its pages out and giving them back (see `purge`). A round may run with lock 1
+//!    held (the global heap's slab refill checks the purge clock).
 //! 4. `huge::HUGE_LOCK` — the huge-block table. Malloc path: huge blocks, and `free` of
 //!    pointers outside every arena.
 //!

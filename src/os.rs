@@ -109,14 +109,12 @@ pub fn unmap(p: *mut u8, len: usize) {
 
 /// Give the physical pages of a page-aligned range back to the kernel. The range stays mapped
 /// and reads back as zeros (`MADV_DONTNEED`, which lowers the resident size at once, unlike
-/// `MADV_FREE`).
-pub fn decommit(p: *mut u8, len: usize) {
+/// `MADV_FREE`). Returns whether the kernel did so (when not, any page may still hold its bytes).
+pub fn decommit(p: *mut u8, len: usize) -> bool {
     let _e = ErrnoGuard::new();
     // SAFETY: the caller owns the page-aligned range; DONTNEED on private anonymous memory only
     // drops its contents.
-    unsafe {
-        libc::madvise(p as *mut libc::c_void, len, libc::MADV_DONTNEED);
-    }
+    unsafe { libc::madvise(p as *mut libc::c_void, len, libc::MADV_DONTNEED) == 0 }
 }
 
 /// Grow or shrink a mapping, moving it if needed. Returns null on failure (the old mapping is

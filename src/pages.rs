@@ -1,9 +1,10 @@
 //! L7: the page allocator — runs of pages from the arenas, for slabs and medium blocks. Every
-//! function takes [`PAGE_LOCK`] for its whole work.
+//! function takes [`PAGE_LOCK`] for its whole work, except that [`free_run`] purges (see
+//! `purge`) after dropping it.
 
 use crate::arena::{
     self, ARENA_PAGES, Arena, IN_USE_PAGES, MAX_RUN_PAGES, META_PAGES, MIN_RUN_ORDER, PAGE_LOCK,
-    PEAK_IN_USE_PAGES,
+    PEAK_IN_USE_PAGES, PurgeBatch,
 };
 use crate::buddy::Order;
 use crate::os::{PAGE, PAGE_SHIFT};
@@ -64,20 +65,26 @@ fn locate(start: *mut u8) -> (*mut Arena, usize) {
     (a, Arena::page_of(start as usize))
 }
 
-/// Give `n` pages at `start` back as dirty, then apply the purge policy.
+/// Give `n` pages at `start` back as dirty, then apply the purge policy: under the lock it
+/// chooses pages and takes the first round of them; the purging itself runs after the lock is
+/// dropped, for about `n` pages (at least one round) while pages are due.
 ///
 /// # Safety
 /// The pages are a run (or the tail of one) handed out by [`alloc_run`] that nobody uses any
 /// more, with their page-map entries already cleared.
 pub unsafe fn free_run(start: *mut u8, n: usize) {
     let (a, idx) = locate(start);
-    let _g = Guard::new(&PAGE_LOCK);
-    let now = purge::now();
-    purge::before_free_locked(now);
-    // SAFETY: the caller guarantees the range is ours to free; PAGE_LOCK is held.
-    unsafe { (*a).free_range(idx, n, true) };
-    IN_USE_PAGES.fetch_sub(n, Ordering::Relaxed);
-    purge::after_free_locked(now);
+    let mut batch = PurgeBatch::new();
+    {
+        let _g = Guard::new(&PAGE_LOCK);
+        let now = purge::now();
+        purge::before_free_locked(now);
+        // SAFETY: the caller guarantees the range is ours to free; PAGE_LOCK is held.
+        unsafe { (*a).free_range(idx, n, true) };
+        IN_USE_PAGES.fetch_sub(n, Ordering::Relaxed);
+        purge::after_free_locked(now, &mut batch);
+    }
+    purge::run(&mut batch, n);
 }
 
 /// Grow the run of `pages` pages at `start` to `new_pages` pages in place if the following
@@ -104,13 +111,14 @@ fn note_in_use(n: usize) {
     }
 }
 
-/// Totals for statistics: (free bytes in arenas, dirty free bytes).
+/// Totals for statistics: (free bytes in arenas, free bytes not yet purged). Pages being
+/// purged count in both: they are free, and resident until their purge returns.
 pub fn totals() -> (usize, usize) {
     let _g = Guard::new(&PAGE_LOCK);
     let (mut free, mut dirty) = (0, 0);
     arena::for_each_arena(|a| {
-        free += a.free_pages() * PAGE;
-        dirty += a.dirty_pages() * PAGE;
+        free += (a.free_pages() + a.purging_pages()) * PAGE;
+        dirty += (a.dirty_pages() + a.purging_pages()) * PAGE;
     });
     (free, dirty)
 }
@@ -118,16 +126,20 @@ pub fn totals() -> (usize, usize) {
 /// Check the invariants of every arena and the global page counters (tests and debugging).
 pub fn check_all() {
     let _g = Guard::new(&PAGE_LOCK);
-    let (mut arenas, mut free, mut dirty) = (0, 0, 0);
+    let (mut arenas, mut free, mut dirty, mut due, mut purging) = (0, 0, 0, 0, 0);
     arena::for_each_arena(|a| {
         a.check_invariants();
         arenas += 1;
         free += a.free_pages();
         dirty += a.dirty_pages();
+        due += a.due_pages();
+        purging += a.purging_pages();
     });
     // the global counters agree with the arenas
     let in_use = IN_USE_PAGES.load(Ordering::Relaxed);
     xa_check!(arena::DIRTY_PAGES.load(Ordering::Relaxed) == dirty);
-    xa_check!(in_use + free == arenas * (ARENA_PAGES - META_PAGES));
+    xa_check!(arena::DUE_PAGES.load(Ordering::Relaxed) == due);
+    xa_check!(arena::PURGING_PAGES.load(Ordering::Relaxed) == purging);
+    xa_check!(in_use + free + purging == arenas * (ARENA_PAGES - META_PAGES));
     xa_check!(in_use <= PEAK_IN_USE_PAGES.load(Ordering::Relaxed));
 }

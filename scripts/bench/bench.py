@@ -84,6 +84,8 @@ def benchmarks(threads, scale, quick):
     prog("large-untouched", "large", "-m", "untouched", desc="64 KiB-16 MiB blocks, first and last byte written")
     prog("frag", "frag", "-m", "frag", desc="mixed sizes, free 90%, new size mix; resident memory")
     prog("phase", "phase", desc="256 MiB allocated then freed; resident memory after idle")
+    prog("stall", "stall", desc="one thread frees 1 GiB of 64 KiB-1 MiB blocks and idles while another "
+         "times small malloc+free pairs; the longest pair is the figure")
     return b
 
 
@@ -302,6 +304,21 @@ def write_markdown(path, med, benches, allocs, info, fp, args, elapsed):
         keys = sorted({k for a in allocs if a in med[n] for k in med[n][a]["extra"] if k.startswith("rss_")})
         for k in keys:
             mem_rows.append((n, k))
+    # latencies the programs report themselves (stall: the longest malloc+free pair and percentiles)
+    lat_rows = []
+    for n in names:
+        keys = sorted({k for a in allocs if a in med[n] for k in med[n][a]["extra"] if k.endswith("_us")})
+        for k in keys:
+            lat_rows.append((n, k))
+    if lat_rows:
+        L.append("\n## Latency reported by the programs (µs, median of the runs)\n")
+        L.append("| benchmark | figure | " + " | ".join(allocs) + " |")
+        L.append("|---|---|" + "---:|" * len(allocs))
+        for n, k in lat_rows:
+            L.append(f"| {n} | {k[:-3]} | "
+                     + " | ".join(f"{med[n][a]['extra'].get(k, 0):.1f}" if a in med[n] else "-" for a in allocs)
+                     + " |")
+
     if mem_rows:
         L.append("\n## Resident memory reported by the programs (MiB)\n")
         L.append("| benchmark | figure | " + " | ".join(allocs) + " |")
@@ -559,6 +576,8 @@ def main():
             med_now = summarize({name: raw[name]}, allocs)[name]
             for a in allocs:
                 line += f" {a}={med_now[a]['wall']:.2f}s/{med_now[a]['rss_kb'] / 1024:.0f}M"
+                if "max_stall_us" in med_now[a]["extra"]:
+                    line += f"/stall {med_now[a]['extra']['max_stall_us'] / 1000:.1f}ms"
             print(line, flush=True)
         fp = {}
         if not args.no_callgrind:
