@@ -7,9 +7,10 @@
 //! word holds `next ^ mask`, so a stray or malicious write there decodes to an unaligned,
 //! far-away value with high probability, and a forged pointer needs the mask (glibc 2.32's
 //! safe-linking XORs with the storage address >> 12 for the same end). Mark: a freed block's
-//! second word holds `mark` (glibc's tcache key does the same), so freeing it again is caught
-//! by one compare; a live block never holds the mark, since every pop clears it, unless the
-//! program copied it out of freed memory.
+//! second word holds `mark ^ address` (glibc's tcache key is the same idea, without the
+//! address; see `span::Block` for why the address), so freeing it again is caught by one
+//! compare; a live block never holds it, since every pop clears it, unless the program wrote
+//! it there.
 
 use crate::os;
 use core::sync::atomic::{AtomicU64, Ordering};

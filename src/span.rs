@@ -23,13 +23,21 @@ use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, Ordering};
 
 /// A free block: its first word links to the next free block of the same list, encoded with
-/// the list's mask ([`crate::secret`]); its second word holds the process's mark once the
-/// block has been freed (blocks are at least 16 bytes).
+/// the list's mask ([`crate::secret`]); its second word holds the process's mark XORed with
+/// the block's own address once the block has been freed (blocks are at least 16 bytes).
+///
+/// Why the address: memory keeps a freed block's mark after the block leaves the small-block
+/// world (its slab released, the pages reused for a medium block the program copies from), and
+/// programs copy uninitialised bytes. A plain process-wide mark could travel that way into the
+/// second word of some live block, whose next free would then be taken for a double free (the
+/// reason glibc confirms a tcache key match by scanning its cache). A mark bound to the
+/// address is found only at the block it was written for, and every hand-out of a small block
+/// clears it there.
 #[repr(C)]
 pub struct Block {
     /// `next ^ mask`.
     link: u64,
-    /// The mark while the block is free (after a free), anything while it is live.
+    /// `mark ^ address` while the block is free (after a free), anything while it is live.
     mark: u64,
 }
 
@@ -54,24 +62,25 @@ impl Block {
         unsafe { (*b).link = next.expose_provenance() as u64 ^ mask };
     }
 
-    /// Whether `b` carries `mark`, i.e. was freed and not handed out since.
+    /// Whether `b` carries the process's `mark` (bound to its address), i.e. was freed and
+    /// not handed out since.
     ///
     /// # Safety
     /// `b` is a block start of one of our slabs.
     #[inline(always)]
     pub unsafe fn is_marked(b: *mut Block, mark: u64) -> bool {
         // SAFETY: forwarded contract.
-        unsafe { (*b).mark == mark }
+        unsafe { (*b).mark == mark ^ b.addr() as u64 }
     }
 
-    /// Mark `b` as free.
+    /// Mark `b` as free with the process's `mark`.
     ///
     /// # Safety
     /// `b` is a block of ours that the program gave up.
     #[inline(always)]
     pub unsafe fn set_mark(b: *mut Block, mark: u64) {
         // SAFETY: forwarded contract.
-        unsafe { (*b).mark = mark };
+        unsafe { (*b).mark = mark ^ b.addr() as u64 };
     }
 
     /// Clear the mark of `b`, which is being handed out.
