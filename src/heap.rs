@@ -5,9 +5,9 @@
 //! thread that frees a block of a slab it does not own keeps it in its own hot list if there is
 //! room and it holds fewer than [`FOREIGN_LIMIT`] such blocks, else pushes it onto the owning
 //! heap's `remote` stack (one CAS); the owner takes the whole stack with one swap in its slow
-//! path and frees the blocks locally. Kept foreign blocks go home at the heap's next tick or
-//! slow path (or `malloc_trim`, or thread exit), so a thread holds at most [`FOREIGN_LIMIT`] of
-//! them, and only until it next frees [`TICK_EVERY`] blocks or misses in malloc.
+//! path and frees the blocks locally. Kept foreign blocks go home at the heap's next tick (or
+//! `malloc_trim`, or thread exit), so a thread holds at most [`FOREIGN_LIMIT`] of them, and
+//! only until it next frees [`TICK_EVERY`] blocks.
 //!
 //! Every stored link is encoded and checked when followed, every freed block marked, and every
 //! free of a marked block reported as a double free (see [`crate::secret`]).
@@ -123,6 +123,12 @@ pub struct Heap {
     /// (what a program can repeat forever without reaching a slow path); at zero, the tick.
     /// Starts from [`TICK_EVERY`], or from [`TICK_SOON`] while pages wait to be purged.
     tick_countdown: u32,
+    /// The value `tick_countdown` last started from.
+    tick_period: u32,
+    /// Counted frees left until the next collection of the remote stack and return of kept
+    /// foreign blocks: those happen every [`TICK_EVERY`] counted frees even while the purge
+    /// clock is checked every [`TICK_SOON`].
+    flush_countdown: i32,
     /// Bytes of blocks this heap's thread pushed onto other heaps' remote stacks, ever.
     /// Written by the owner only (relaxed load and store), read by statistics: the bytes on
     /// all remote stacks are what all heaps sent less what all collected.
@@ -203,6 +209,8 @@ impl Heap {
             queues: [SpanList::EMPTY; NUM_CLASSES],
             full: SpanList::EMPTY,
             tick_countdown: TICK_EVERY,
+            tick_period: TICK_EVERY,
+            flush_countdown: TICK_EVERY as i32,
             sent: AtomicUsize::new(0),
             collected: AtomicUsize::new(0),
             remote: Padded(Remote {
@@ -494,11 +502,10 @@ impl Heap {
     /// into our slabs on the full list).
     ///
     /// # Safety
-    /// We own `s`; `b` is a live or marked block of it that nobody else uses.
+    /// We own `s`; `b` is a block of it, already marked free, that nobody else uses.
     pub unsafe fn free_local(&mut self, s: *mut Span, b: *mut Block) {
         // SAFETY: forwarded contract.
         unsafe {
-            Block::set_mark(b, secret::keys().1);
             Span::push_local(s, b);
             self.after_free(s);
         }
@@ -763,21 +770,29 @@ unsafe fn free_to_slab(h: *mut Heap, s: *mut Span, b: *mut Block) {
     }
 }
 
-/// Every [`TICK_EVERY`] counted frees ([`TICK_SOON`] while pages wait to be purged): take in
-/// the blocks other threads freed to us (a thread that only cycles a few blocks would
-/// otherwise never collect them), send kept foreign blocks home, and check the purge clock.
+/// Every [`TICK_EVERY`] counted frees ([`TICK_SOON`] while pages wait to be purged): check the
+/// purge clock; and every [`TICK_EVERY`], take in the blocks other threads freed to us (a
+/// thread that only cycles a few blocks would otherwise never collect them) and send kept
+/// foreign blocks home.
 #[cold]
 #[inline(never)]
 fn tick_now(h: *mut Heap) {
     // SAFETY: h is the calling thread's own heap, and no list of it is being changed (the free
     // that brought us here is complete).
     unsafe {
-        (*h).collect_remote();
-        (*h).flush_foreign();
+        (*h).flush_countdown -= (*h).tick_period as i32;
+        if (*h).flush_countdown <= 0 {
+            (*h).flush_countdown = TICK_EVERY as i32;
+            (*h).collect_remote();
+            (*h).flush_foreign();
+        }
     }
-    let soon = purge::tick();
+    let period = if purge::tick() { TICK_SOON } else { TICK_EVERY };
     // SAFETY: as above.
-    unsafe { (*h).tick_countdown = if soon { TICK_SOON } else { TICK_EVERY } };
+    unsafe {
+        (*h).tick_period = period;
+        (*h).tick_countdown = period;
+    }
 }
 
 /// Report a double free (a `()`-returning cold function, so the fast path can tail-call it).
