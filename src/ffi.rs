@@ -298,13 +298,18 @@ fn malloc_info_impl(options: c_int, fp: *mut libc::FILE) -> c_int {
     0
 }
 
-fn mallopt_impl(param: c_int, _value: c_int) -> c_int {
-    // Accepted and ignored: glibc's tuning knobs (M_TRIM_THRESHOLD -1 .. M_ARENA_MAX -8,
-    // M_MXFAST 1) have no counterpart here. Unknown parameters fail as in glibc.
-    if (-8..=-1).contains(&param) || param == 1 {
-        1
-    } else {
+/// `mallopt`: glibc's tuning knobs have no counterpart here, so every call is accepted and
+/// ignored, returning what glibc 2.36 returns: 0 for `M_MXFAST` (1) with a value outside
+/// `0..=160` (its `MAX_FAST_SIZE` on 64-bit), 1 for everything else, unknown parameters
+/// included (its `mallopt` starts from success and has no `default:` failure; checked on Debian
+/// 12's glibc 2.36 with `mallopt(0, 0)`, `mallopt(12345, 0)` and `mallopt(M_MXFAST, 161)`).
+fn mallopt_impl(param: c_int, value: c_int) -> c_int {
+    const M_MXFAST: c_int = 1;
+    const MAX_FAST_SIZE: c_int = 160;
+    if param == M_MXFAST && !(0..=MAX_FAST_SIZE).contains(&value) {
         0
+    } else {
+        1
     }
 }
 
