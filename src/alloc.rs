@@ -8,7 +8,7 @@
 //! Every function here sets `errno = ENOMEM` when it returns null for lack of memory and never
 //! changes `errno` otherwise.
 
-use crate::debug::misuse;
+use crate::debug::{misuse, misuse_size};
 use crate::heap::Heap;
 use crate::huge;
 use crate::medium::{self, MEDIUM_LIMIT};
@@ -16,7 +16,7 @@ use crate::os::{self, PAGE};
 use crate::pagemap;
 use crate::purge;
 use crate::secret;
-use crate::size_class::{SLAB_LIMIT, class_of};
+use crate::size_class::{SLAB_LIMIT, SizeClass, class_of};
 use crate::span::{Block, Kind, Span};
 use crate::thread;
 use crate::tls;
@@ -79,6 +79,16 @@ pub unsafe fn free(p: *mut u8) {
     if !unsafe { (*s).is_block_start(p as usize) } {
         return free_rejected(s, p);
     }
+    // SAFETY: forwarded contract; p is a block start of s.
+    unsafe { free_block(s, p) }
+}
+
+/// The rest of `free` once `p` is known to be a block start of live span `s`.
+///
+/// # Safety
+/// `s` is a live slab or medium span and `p` a block start of it that the caller gives up.
+#[inline(always)]
+unsafe fn free_block(s: *mut Span, p: *mut u8) {
     let h = tls::heap();
     // SAFETY: s is a valid span header.
     if unsafe { (*s).owner_word() } == h.cast() {
@@ -106,6 +116,94 @@ unsafe fn free_by_kind(s: *mut Span, p: *mut u8) {
     }
 }
 
+/// C++ sized `operator delete(p, size)` (and its aligned form, `align` > 16; 0 otherwise): `free`
+/// after checking that `size` is one `operator new` could have been asked for to get `p`'s
+/// block (the size class of a small block; the page count of a medium or huge one). A
+/// mismatch means the program deletes an object as a type it is not, and aborts with a message.
+/// Fast path (a plain small block of a non-full slab of this thread): `free`'s, plus a class
+/// lookup and a compare; every other case is a tail call.
+///
+/// # Safety
+/// As for [`free`].
+#[inline(always)]
+pub unsafe fn free_sized(p: *mut u8, size: usize, align: usize) {
+    let s = pagemap::span_of(p as usize);
+    if s.is_null() {
+        return free_unmapped_sized(p, size);
+    }
+    // SAFETY: span_of returns valid span headers.
+    let span = unsafe { &*s };
+    if !span.is_block_start(p as usize) {
+        return free_rejected_as(s, p, "operator delete");
+    }
+    let h = tls::heap();
+    // Equal owner word: a slab of this thread's heap (medium spans never match).
+    if span.owner_word() == h.cast() && size <= SLAB_LIMIT && align <= 16 {
+        if span.class() != class_of(size) {
+            return size_mismatch(p, size);
+        }
+        // SAFETY: h owns slab s (not on its full list) and p is a block start of it.
+        return unsafe { Heap::free_own(h, s, p) };
+    }
+    // SAFETY: forwarded contract; p is a block start of s.
+    unsafe { free_sized_slow(s, p, size, align) }
+}
+
+/// The rest of [`free_sized`]: check the size against any kind of block, then free it.
+///
+/// # Safety
+/// `s` is a live slab or medium span and `p` a block start of it that the caller gives up.
+#[cold]
+#[inline(never)]
+unsafe fn free_sized_slow(s: *mut Span, p: *mut u8, size: usize, align: usize) {
+    // SAFETY: a valid span header.
+    let span = unsafe { &*s };
+    let fits = match span.kind() {
+        Kind::Slab if align <= 16 => size <= SLAB_LIMIT && span.class() == class_of(size),
+        Kind::Slab => {
+            size <= SLAB_LIMIT && align <= SLAB_LIMIT && span.class() == aligned_class(align, size)
+        }
+        Kind::Medium => {
+            (size > SLAB_LIMIT || align > SLAB_LIMIT) && pages_for(size) == span.pages()
+        }
+        Kind::Unused => false,
+    };
+    if !fits {
+        return size_mismatch(p, size);
+    }
+    // SAFETY: forwarded contract.
+    unsafe { free_block(s, p) }
+}
+
+/// Pages of a medium or huge block made for `size` bytes.
+fn pages_for(size: usize) -> usize {
+    size.max(1).div_ceil(PAGE)
+}
+
+/// `free_sized` of a pointer outside every arena: null, a huge block, or not ours.
+#[cold]
+#[inline(never)]
+fn free_unmapped_sized(p: *mut u8, size: usize) {
+    if p.is_null() {
+        return;
+    }
+    match huge::usable_size(p) {
+        Some(len) if len == pages_for(size) * PAGE => free_unmapped(p),
+        Some(_) => size_mismatch(p, size),
+        None => misuse("operator delete", "invalid pointer", p as usize),
+    }
+}
+
+/// A sized delete whose size does not match the block: a `()`-returning cold function, as
+/// [`free_rejected`].
+#[cold]
+#[inline(never)]
+fn size_mismatch(p: *mut u8, size: usize) {
+    if core::hint::black_box(true) {
+        misuse_size("operator delete", p as usize, size, usable_size(p))
+    }
+}
+
 /// `free` of a pointer outside every arena: null, a huge block, or not ours.
 #[cold]
 #[inline(never)]
@@ -124,6 +222,15 @@ fn free_rejected(s: *mut Span, p: *mut u8) {
     // `noreturn` is reached by `call`, which makes `free` align its stack on every call.
     if core::hint::black_box(true) {
         free_bad(s, p, "free")
+    }
+}
+
+/// [`free_rejected`] for another entry point, named `call` in the report.
+#[cold]
+#[inline(never)]
+fn free_rejected_as(s: *mut Span, p: *mut u8, call: &str) {
+    if core::hint::black_box(true) {
+        free_bad(s, p, call)
     }
 }
 
@@ -232,16 +339,24 @@ pub fn aligned(align: usize, size: usize) -> *mut u8 {
         return enomem();
     }
     if size <= SLAB_LIMIT && align <= SLAB_LIMIT {
-        let n = size.max(1).next_multiple_of(align);
-        let mut c = class_of(n);
-        if c.size() % align != 0 {
-            c = class_of(n.next_power_of_two());
-        }
-        let p = thread::alloc_small(c);
+        let p = thread::alloc_small(aligned_class(align, size));
         xa_assert!(p as usize % align == 0);
         return p;
     }
     malloc_big(size, align.max(PAGE)).0
+}
+
+/// The class of a small block of `size` bytes aligned to `align` (a power of two, both at most
+/// `SLAB_LIMIT`): the first class whose blocks are multiples of `align` (then every block of
+/// the slab is aligned, the slab starting on a page or, for blocks above a page, on a multiple
+/// of the block size) holding a multiple of `align` at least `size`.
+fn aligned_class(align: usize, size: usize) -> SizeClass {
+    let n = size.max(1).next_multiple_of(align.max(1));
+    let c = class_of(n);
+    if c.size() % align.max(1) != 0 {
+        return class_of(n.next_power_of_two());
+    }
+    c
 }
 
 /// `realloc` with glibc's semantics: null `p` allocates; size 0 frees and returns null; on

@@ -116,6 +116,25 @@ pub fn reentered(lock: &str) -> ! {
     os::abort()
 }
 
+/// Report a size that does not match its block (`xalloc: <call>(): size <size> does not match
+/// the block 0x<addr> (a block of <usable> bytes)`) and abort.
+#[cold]
+#[inline(never)]
+pub fn misuse_size(call: &str, addr: usize, size: usize, usable: usize) -> ! {
+    let mut l = LineBuf::new();
+    l.push(b"xalloc: ")
+        .push(call.as_bytes())
+        .push(b"(): size ")
+        .dec(size as u64)
+        .push(b" does not match the block ")
+        .hex(addr)
+        .push(b" (a block of ")
+        .dec(usable as u64)
+        .push(b" bytes)\n");
+    l.write_to(2);
+    os::abort()
+}
+
 /// Report a broken internal invariant and abort.
 #[cold]
 #[inline(never)]

@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! layer | modules                 | what
-//! L14   | ffi                     | #[no_mangle] exports: glibc names (feature "override"), xa_* API
+//! L14   | ffi cxx                 | exports: glibc names (feature "override"), xa_* API; C++ new/delete
 //! L13   | alloc stats             | C semantics, size -> tier, free -> page map -> kind -> tier; statistics
 //! L12   | thread                  | a thread's heap from first malloc to exit; small-block entry points
 //! L11   | fork                    | fork handlers: every lock, orphaned heaps in the child
@@ -24,6 +24,13 @@
 //! L1    | debug                   | fatal errors, misuse reports, assertions, no allocation
 //! L0    | os                      | the only module that calls libc or the kernel
 //! ```
+//!
+//! `ffi` holds the `#[no_mangle]` exports. The C++ operators are the one other export file,
+//! `cxx`: its `new` forms are naked assembly functions, because an exception from a
+//! `new_handler` or the `std::bad_alloc` they throw must never cross a Rust frame of this
+//! `panic = "abort"` crate (see its docs); its deletes sit beside them. Besides `os`, it is the
+//! one module that calls foreign code: the unwinder's `_Unwind_*` functions, and the C++
+//! runtime through the addresses `os::dlsym_default` finds.
 //!
 //! # The two data paths
 //!
@@ -94,6 +101,8 @@ mod arena;
 mod bitmap;
 mod buddy;
 mod config;
+#[cfg(feature = "override")]
+mod cxx;
 pub mod ffi;
 mod fork;
 mod heap;

@@ -7,7 +7,8 @@
 //! by return value and the callers set `ENOMEM` themselves). The memory, clock, futex and
 //! `write` calls never allocate. The others are set-up and reporting calls that run only on
 //! cold paths and say so: [`atfork`], [`key_set`] and [`at_exit`] may call `malloc` (re-entering
-//! us), [`fwrite`] may too, and the stdio list functions take glibc's stdio lock.
+//! us), [`fwrite`] and [`dlsym_default`] may too, and the stdio list functions take glibc's stdio
+//! lock.
 //! [`thread_pointer`] calls nothing: it reads the thread's TCB address, which the x86-64 ABI
 //! keeps at `%fs:0`.
 
@@ -338,6 +339,15 @@ pub fn getenv(name: &core::ffi::CStr) -> Option<&'static [u8]> {
             Some(core::ffi::CStr::from_ptr(p).to_bytes())
         }
     }
+}
+
+/// The address of `name` in the program's global scope (`dlsym(RTLD_DEFAULT, name)`), or null.
+/// May allocate (glibc records a failed lookup's message with `malloc`): cold paths only, with
+/// no lock of ours held.
+pub fn dlsym_default(name: &core::ffi::CStr) -> *mut libc::c_void {
+    let _e = ErrnoGuard::new();
+    // SAFETY: RTLD_DEFAULT with a NUL-terminated name has no other precondition.
+    unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) }
 }
 
 #[cfg(test)]
