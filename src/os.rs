@@ -8,7 +8,7 @@
 //! `write` calls never allocate. The others are set-up and reporting calls that run only on
 //! cold paths and say so: [`atfork`], [`key_set`] and [`at_exit`] may call `malloc` (re-entering
 //! us), [`fwrite`] and [`dlsym_default`] may too, and the stdio list functions take glibc's stdio
-//! lock.
+//! lock. The environment and process calls ([`env_entries`], [`pid`]) never allocate.
 //! [`thread_pointer`] calls nothing: it reads the thread's TCB address, which the x86-64 ABI
 //! keeps at `%fs:0`.
 
@@ -327,18 +327,46 @@ pub fn key_get(key: libc::pthread_key_t) -> *mut u8 {
     unsafe { libc::pthread_getspecific(key) as *mut u8 }
 }
 
-/// Read an environment variable as raw bytes, without allocating. Returns `None` if unset.
-pub fn getenv(name: &core::ffi::CStr) -> Option<&'static [u8]> {
-    // SAFETY: getenv reads environ without allocating; the returned string lives as long as the
-    // environment entry, which we treat as the program's lifetime (we read it once at start).
-    unsafe {
-        let p = libc::getenv(name.as_ptr());
-        if p.is_null() {
-            None
-        } else {
-            Some(core::ffi::CStr::from_ptr(p).to_bytes())
+/// The entries of the process environment (`NAME=value`, as bytes), read from `environ`
+/// without allocating. `None` while there is no environment yet (a call made before the C
+/// library has set `environ` up).
+pub fn env_entries() -> Option<EnvEntries> {
+    // SAFETY: a plain read of the C library's `environ` pointer.
+    let p = unsafe { ptr::read_volatile(&raw const libc::environ) };
+    if p.is_null() {
+        None
+    } else {
+        Some(EnvEntries(p as *const *const libc::c_char))
+    }
+}
+
+/// Iterator over the environment (see [`env_entries`]). Holds the position in the
+/// null-terminated array `environ` points to.
+pub struct EnvEntries(*const *const libc::c_char);
+
+impl Iterator for EnvEntries {
+    type Item = &'static [u8];
+
+    fn next(&mut self) -> Option<&'static [u8]> {
+        // SAFETY: `self.0` points into the null-terminated `environ` array (it only advances
+        // while the current entry is not null); its strings live as long as the program keeps
+        // them in the environment, which we treat as the program's lifetime (we read them at
+        // start-up, as `getenv` would).
+        unsafe {
+            let e = *self.0;
+            if e.is_null() {
+                return None;
+            }
+            self.0 = self.0.add(1);
+            Some(core::ffi::CStr::from_ptr(e).to_bytes())
         }
     }
+}
+
+/// The process id.
+pub fn pid() -> u32 {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() as u32 }
 }
 
 /// The address of `name` in the program's global scope (`dlsym(RTLD_DEFAULT, name)`), or null.
