@@ -71,6 +71,7 @@ static xa_stats_t snap(void)
 {
     xa_stats_t s;
     memset(&s, 0, sizeof s);
+    s.version = XA_STATS_VERSION;
     CHECK(xstats(&s) == 0);
     return s;
 }

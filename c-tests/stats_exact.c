@@ -38,6 +38,7 @@ static xa_stats_t snap(const char *what)
 {
     xa_stats_t s;
     memset(&s, 0, sizeof s);
+    s.version = XA_STATS_VERSION;
     CHECK(xstats(&s) == 0);
     struct mallinfo2 mi = mallinfo2();
     CHECKF(mi.uordblks == s.in_use, "%s: mallinfo2().uordblks %zu != xa_stats in_use %zu",

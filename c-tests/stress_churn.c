@@ -254,7 +254,7 @@ int main(int argc, char **argv)
     printf("  resident MiB every %d threads:%s; max %.1f MiB, end %.1f MiB (limit %.0f)\n",
            RSS_EVERY, samples, ST_MIB(rss_max), ST_MIB(rss_end), ST_MIB(RSS_LIMIT));
     if (stats != NULL) {
-        xa_stats_t s;
+        xa_stats_t s = {.version = XA_STATS_VERSION};
         CHECK(stats(&s) == 0);
         printf("  xalloc: heaps created %zu, abandoned %zu, arena %.0f MiB, in use %.1f MiB\n",
                s.heaps, s.abandoned_heaps, ST_MIB(s.arena_bytes), ST_MIB(s.in_use));

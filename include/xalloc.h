@@ -5,9 +5,21 @@
 #define XALLOC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
-// Statistics returned by [`xa_stats`]; all sizes in bytes.
+// The layout version of [`XaStats`] this library fills. Each new version only appends fields,
+// so a program built against an older header keeps working.
+#define XA_STATS_VERSION 1
+
+// Number of size classes (valid indexes of [`xa_class_stats`]).
+#define XA_NUM_CLASSES 56
+
+// Statistics returned by [`xa_stats`]; all sizes in bytes. Set `version` to
+// `XA_STATS_VERSION` before the call (in Rust, `XaStats::default()` does): the library fills
+// the fields of that version.
 typedef struct {
+  // The layout version the caller was built with (`XA_STATS_VERSION`).
+  size_t version;
   // Address space reserved for arenas.
   size_t arena_bytes;
   // Bytes handed out to the program (rounded to block sizes).
@@ -30,7 +42,55 @@ typedef struct {
   size_t abandoned_heaps;
   // Freed small blocks that threads cache for reuse (not counted in `in_use`).
   size_t cached_free;
+  // Live huge blocks.
+  size_t huge_count;
+  // Highest bytes of arena pages in use at once (slabs and medium blocks, whole pages).
+  size_t peak_pages;
+  // Highest bytes in huge blocks at once.
+  size_t huge_peak;
+  // Free arena pages given back to the system (`free_pages - dirty_pages`).
+  size_t purged;
+  // Resident bytes of the whole process now.
+  size_t process_rss;
+  // Peak resident bytes of the whole process.
+  size_t process_rss_peak;
+  // `calloc` calls (and zeroed Rust allocations).
+  uint64_t calloc_calls;
+  // `realloc` and `reallocarray` calls.
+  uint64_t realloc_calls;
+  // Aligned allocations (`posix_memalign`, `aligned_alloc`, `memalign`, `valloc`,
+  // `pvalloc`, aligned C++ `new`). `malloc` and `free` of small blocks are not counted.
+  uint64_t aligned_calls;
+  // Medium blocks allocated.
+  uint64_t medium_allocs;
+  // Medium blocks freed.
+  uint64_t medium_frees;
+  // Huge blocks allocated.
+  uint64_t huge_allocs;
+  // Huge blocks freed.
+  uint64_t huge_frees;
+  // Acquisitions of the locks shared by all threads (global heap, heap registry, pages,
+  // huge blocks).
+  uint64_t lock_acquired;
+  // Those acquisitions that found the lock taken.
+  uint64_t lock_contended;
 } xa_stats_t;
+
+// The slabs of one size class, from [`xa_class_stats`].
+typedef struct {
+  // Block size of the class in bytes.
+  size_t size;
+  // Slabs of the class.
+  size_t slabs;
+  // Pages in those slabs.
+  size_t pages;
+  // Blocks that fit in those slabs.
+  size_t blocks;
+  // Blocks handed out: live, or freed and cached by a thread for reuse.
+  size_t used;
+  // Bytes at the ends of the slabs too small for a block.
+  size_t tail_waste;
+} xa_class_stats_t;
 
 #ifdef __cplusplus
 extern "C" {
@@ -73,11 +133,20 @@ int xa_owns(const void *p);
 // Return free memory to the system now. Returns 1 if anything was released.
 int xa_trim(void);
 
-// Fill `*out` with a statistics snapshot. Returns 0, or -1 if `out` is NULL.
+// Fill `*out` with a statistics snapshot, the fields of layout `out->version`. Returns 0, or
+// -1 if `out` is NULL or its version is 0 or newer than this library's (then nothing is
+// written).
 //
 // # Safety
-// `out` is NULL or points to writable memory for one `XaStats`.
+// `out` is NULL or points to a writable `xa_stats_t` of the version its `version` field says.
 int xa_stats(xa_stats_t *out);
+
+// Fill `*out` with the figures of size class `index` (`0 .. XA_NUM_CLASSES`). Returns 0, or
+// -1 if `out` is NULL or `index` is out of range.
+//
+// # Safety
+// `out` is NULL or points to writable memory for one `xa_class_stats_t`.
+int xa_class_stats(size_t index, xa_class_stats_t *out);
 
 // Verify the calling thread's heap and every arena against their invariants; aborts with a
 // message on a violation. Returns 0. For tests and debugging (it is slow).

@@ -5,7 +5,8 @@
 #  2. runs a Python workload (every object through malloc) with and without
 #     xalloc, compares the output, and shows time and peak RSS of each;
 #  3. compiles and runs a generated C program with gcc under xalloc;
-#  4. prints xalloc's own statistics (XALLOC_STATS=1) for the gcc run.
+#  4. prints xalloc's own statistics for the compiler of the gcc run
+#     (XALLOC_STATS_FILE: one report per process, named by its pid).
 set -euo pipefail
 
 self=$(readlink -f -- "${BASH_SOURCE[0]}")
@@ -72,8 +73,8 @@ echo "== 3. gcc -O1 on a generated C file of 200 functions, under xalloc"
 "$PY" "$workloads/gen_c.py" --funcs 200 > "$tmp/prog.c"
 echo "  $(wc -l < "$tmp/prog.c") lines of C"
 timed "gcc (glibc malloc)" /dev/null gcc -O1 -c "$tmp/prog.c" -o "$tmp/prog.base.o"
-# XALLOC_STATS=1: each process prints xalloc's statistics to stderr at exit
-XALLOC_STATS=1 timed "gcc (xalloc)" /dev/null "$run" gcc -O1 -c "$tmp/prog.c" -o "$tmp/prog.o" 2> "$tmp/stats"
+# XALLOC_STATS_FILE: each process (gcc, cc1, as) writes xalloc's statistics at exit to its own file
+XALLOC_STATS_FILE="$tmp/stats.%p" timed "gcc (xalloc)" /dev/null "$run" gcc -O1 -c "$tmp/prog.c" -o "$tmp/prog.o"
 "$run" gcc "$tmp/prog.o" -o "$tmp/prog"
 "$run" "$tmp/prog" | sed 's/^/  | /'
 if cmp -s "$tmp/prog.o" "$tmp/prog.base.o"; then
@@ -83,14 +84,12 @@ else
     exit 1
 fi
 echo
-echo "== 4. xalloc statistics at exit of the compiler (cc1), XALLOC_STATS=1"
-if [ -s "$tmp/stats" ]; then
-    # gcc runs cc1 and as; each prints a block. The biggest is cc1's.
-    awk '/^xalloc statistics/ { n++ } { block[n] = block[n] $0 "\n"; if ($1 == "in" && $2 == "use") use[n] = $4 }
-         END { best = 1; for (i in use) if (use[i] + 0 > use[best] + 0) best = i; printf "%s", block[best] }' \
-        "$tmp/stats" | sed 's/^/  /'
+echo "== 4. xalloc statistics at exit of the compiler (cc1), XALLOC_STATS_FILE=.../stats.%p"
+cc1_stats=$(grep -l 'statistics: .*cc1 (pid' "$tmp"/stats.* 2> /dev/null | head -n 1 || true)
+if [ -n "$cc1_stats" ]; then
+    sed 's/^/  /' "$cc1_stats"
 else
-    echo "  (no statistics printed)"
+    echo "  (no statistics written)"
 fi
 echo
 echo "make run: OK"

@@ -7,7 +7,12 @@
 //!
 //! Every function here sets `errno = ENOMEM` when it returns null for lack of memory and never
 //! changes `errno` otherwise.
+//!
+//! The call counters of the statistics ([`crate::counters`]) are bumped here, off the small
+//! `malloc`/`free` fast path: in `calloc`, `realloc`, `aligned`, and where medium and huge blocks
+//! come and go.
 
+use crate::counters::{self, Counter};
 use crate::debug::{misuse, misuse_size};
 use crate::heap::Heap;
 use crate::huge;
@@ -50,7 +55,10 @@ fn malloc_big(size: usize, align: usize) -> (*mut u8, bool) {
     }
     if size <= MEDIUM_LIMIT && align <= MEDIUM_LIMIT {
         return match medium::alloc(size, align) {
-            Some(r) => r,
+            Some(r) => {
+                counters::add(Counter::MediumAlloc);
+                r
+            }
             None => (enomem(), false),
         };
     }
@@ -58,6 +66,8 @@ fn malloc_big(size: usize, align: usize) -> (*mut u8, bool) {
     if p.is_null() {
         return (enomem(), false);
     }
+    counters::add(Counter::HugeAlloc);
+    counters::note_huge(huge::HUGE_BYTES.load(core::sync::atomic::Ordering::Relaxed));
     (p, true)
 }
 
@@ -110,7 +120,10 @@ unsafe fn free_by_kind(s: *mut Span, p: *mut u8) {
     // SAFETY: forwarded contract.
     unsafe {
         match (*s).kind() {
-            Kind::Medium => medium::free(s),
+            Kind::Medium => {
+                counters::add(Counter::MediumFree);
+                medium::free(s)
+            }
             _ => thread::free_foreign(s, p),
         }
     }
@@ -208,9 +221,13 @@ fn size_mismatch(p: *mut u8, size: usize) {
 #[cold]
 #[inline(never)]
 fn free_unmapped(p: *mut u8) {
-    if !p.is_null() && !huge::free(p) {
+    if p.is_null() {
+        return;
+    }
+    if !huge::free(p) {
         misuse("free", "invalid pointer", p as usize);
     }
+    counters::add(Counter::HugeFree);
 }
 
 /// `free` of a pointer that is not a block start: a `()`-returning cold function so the fast
@@ -314,6 +331,7 @@ pub fn owns(p: *const u8) -> bool {
 
 /// `calloc` for an already-multiplied size.
 pub fn calloc(total: usize) -> *mut u8 {
+    counters::add(Counter::Calloc);
     if total <= SLAB_LIMIT {
         let p = thread::alloc_small(class_of(total));
         if !p.is_null() {
@@ -332,6 +350,7 @@ pub fn calloc(total: usize) -> *mut u8 {
 
 /// `aligned_alloc` core: `align` is a power of two.
 pub fn aligned(align: usize, size: usize) -> *mut u8 {
+    counters::add(Counter::Aligned);
     if align <= 16 {
         return malloc(size);
     }
@@ -365,6 +384,7 @@ fn aligned_class(align: usize, size: usize) -> SizeClass {
 /// # Safety
 /// As for [`free`].
 pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
+    counters::add(Counter::Realloc);
     if p.is_null() {
         return malloc(size);
     }

@@ -69,6 +69,53 @@ impl LineBuf {
         self.push(&digits[n..])
     }
 
+    /// Append `v` in decimal, right-aligned in a field of `width` characters.
+    pub fn dec_width(&mut self, v: u64, width: usize) -> &mut Self {
+        let mut digits = 1;
+        let mut t = v;
+        while t >= 10 {
+            t /= 10;
+            digits += 1;
+        }
+        self.spaces(width.saturating_sub(digits)).dec(v)
+    }
+
+    /// Append `n` spaces.
+    pub fn spaces(&mut self, n: usize) -> &mut Self {
+        for _ in 0..n {
+            self.push(b" ");
+        }
+        self
+    }
+
+    /// Append `v` bytes in human units: `17 B`, `4.0 KiB`, `1.5 MiB`, ... (one decimal, rounded
+    /// down).
+    pub fn bytes(&mut self, v: u64) -> &mut Self {
+        const UNITS: [&[u8]; 5] = [b" KiB", b" MiB", b" GiB", b" TiB", b" PiB"];
+        if v < 1024 {
+            return self.dec(v).push(b" B");
+        }
+        let mut unit = 0;
+        let mut scale: u64 = 1024;
+        while unit + 1 < UNITS.len() && v / scale >= 1024 {
+            scale *= 1024;
+            unit += 1;
+        }
+        let tenths = (v as u128 * 10 / scale as u128) as u64;
+        self.dec(tenths / 10)
+            .push(b".")
+            .dec(tenths % 10)
+            .push(UNITS[unit])
+    }
+
+    /// Append [`LineBuf::bytes`] right-aligned in a field of `width` characters.
+    pub fn bytes_width(&mut self, v: u64, width: usize) -> &mut Self {
+        let mut tmp = LineBuf::new();
+        tmp.bytes(v);
+        let n = tmp.as_bytes().len();
+        self.spaces(width.saturating_sub(n)).push(tmp.as_bytes())
+    }
+
     /// The bytes written.
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
@@ -186,6 +233,28 @@ mod tests {
             .push(b" ")
             .dec(1234567890);
         assert_eq!(l.as_bytes(), b"0x0 0xdeadbeef 0 1234567890");
+    }
+
+    #[test]
+    fn formats_human_units_and_columns() {
+        let mut l = LineBuf::new();
+        l.bytes(0)
+            .push(b"|")
+            .bytes(1023)
+            .push(b"|")
+            .bytes(1024)
+            .push(b"|")
+            .bytes(1536 * 1024)
+            .push(b"|")
+            .bytes(u64::MAX)
+            .push(b"|")
+            .dec_width(42, 5)
+            .push(b"|")
+            .bytes_width(2048, 9);
+        assert_eq!(
+            l.as_bytes(),
+            b"0 B|1023 B|1.0 KiB|1.5 MiB|16383.9 PiB|   42|  2.0 KiB"
+        );
     }
 
     #[test]

@@ -7,15 +7,29 @@
 //! [`crate::cxx`].
 
 use crate::alloc;
+use crate::counters::Counter;
 use crate::debug::LineBuf;
 use crate::os::{self, PAGE};
+use crate::size_class::NUM_CLASSES;
 use crate::stats;
 use core::ffi::{c_int, c_void};
 
-/// Statistics returned by [`xa_stats`]; all sizes in bytes.
+/// The layout version of [`XaStats`] this library fills. Each new version only appends fields,
+/// so a program built against an older header keeps working.
+pub const XA_STATS_VERSION: usize = 1;
+
+/// Number of size classes (valid indexes of [`xa_class_stats`]).
+pub const XA_NUM_CLASSES: usize = 56;
+const _: () = assert!(XA_NUM_CLASSES == NUM_CLASSES);
+
+/// Statistics returned by [`xa_stats`]; all sizes in bytes. Set `version` to
+/// `XA_STATS_VERSION` before the call (in Rust, `XaStats::default()` does): the library fills
+/// the fields of that version.
 #[repr(C)]
-#[derive(Clone, Copy, Default, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct XaStats {
+    /// The layout version the caller was built with (`XA_STATS_VERSION`).
+    pub version: usize,
     /// Address space reserved for arenas.
     pub arena_bytes: usize,
     /// Bytes handed out to the program (rounded to block sizes).
@@ -38,6 +52,91 @@ pub struct XaStats {
     pub abandoned_heaps: usize,
     /// Freed small blocks that threads cache for reuse (not counted in `in_use`).
     pub cached_free: usize,
+    /// Live huge blocks.
+    pub huge_count: usize,
+    /// Highest bytes of arena pages in use at once (slabs and medium blocks, whole pages).
+    pub peak_pages: usize,
+    /// Highest bytes in huge blocks at once.
+    pub huge_peak: usize,
+    /// Free arena pages given back to the system (`free_pages - dirty_pages`).
+    pub purged: usize,
+    /// Resident bytes of the whole process now.
+    pub process_rss: usize,
+    /// Peak resident bytes of the whole process.
+    pub process_rss_peak: usize,
+    /// `calloc` calls (and zeroed Rust allocations).
+    pub calloc_calls: u64,
+    /// `realloc` and `reallocarray` calls.
+    pub realloc_calls: u64,
+    /// Aligned allocations (`posix_memalign`, `aligned_alloc`, `memalign`, `valloc`,
+    /// `pvalloc`, aligned C++ `new`). `malloc` and `free` of small blocks are not counted.
+    pub aligned_calls: u64,
+    /// Medium blocks allocated.
+    pub medium_allocs: u64,
+    /// Medium blocks freed.
+    pub medium_frees: u64,
+    /// Huge blocks allocated.
+    pub huge_allocs: u64,
+    /// Huge blocks freed.
+    pub huge_frees: u64,
+    /// Acquisitions of the locks shared by all threads (global heap, heap registry, pages,
+    /// huge blocks).
+    pub lock_acquired: u64,
+    /// Those acquisitions that found the lock taken.
+    pub lock_contended: u64,
+}
+
+impl Default for XaStats {
+    /// All zero, with `version = XA_STATS_VERSION`.
+    fn default() -> Self {
+        XaStats {
+            version: XA_STATS_VERSION,
+            arena_bytes: 0,
+            in_use: 0,
+            small_in_use: 0,
+            medium_in_use: 0,
+            huge_in_use: 0,
+            slab_free: 0,
+            free_pages: 0,
+            dirty_pages: 0,
+            heaps: 0,
+            abandoned_heaps: 0,
+            cached_free: 0,
+            huge_count: 0,
+            peak_pages: 0,
+            huge_peak: 0,
+            purged: 0,
+            process_rss: 0,
+            process_rss_peak: 0,
+            calloc_calls: 0,
+            realloc_calls: 0,
+            aligned_calls: 0,
+            medium_allocs: 0,
+            medium_frees: 0,
+            huge_allocs: 0,
+            huge_frees: 0,
+            lock_acquired: 0,
+            lock_contended: 0,
+        }
+    }
+}
+
+/// The slabs of one size class, from [`xa_class_stats`].
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct XaClassStats {
+    /// Block size of the class in bytes.
+    pub size: usize,
+    /// Slabs of the class.
+    pub slabs: usize,
+    /// Pages in those slabs.
+    pub pages: usize,
+    /// Blocks that fit in those slabs.
+    pub blocks: usize,
+    /// Blocks handed out: live, or freed and cached by a thread for reuse.
+    pub used: usize,
+    /// Bytes at the ends of the slabs too small for a block.
+    pub tail_waste: usize,
 }
 
 /// Allocate `size` bytes, 16-byte aligned. Returns NULL with `errno = ENOMEM` on failure.
@@ -113,17 +212,25 @@ pub extern "C" fn xa_trim() -> c_int {
     alloc::trim() as c_int
 }
 
-/// Fill `*out` with a statistics snapshot. Returns 0, or -1 if `out` is NULL.
+/// Fill `*out` with a statistics snapshot, the fields of layout `out->version`. Returns 0, or
+/// -1 if `out` is NULL or its version is 0 or newer than this library's (then nothing is
+/// written).
 ///
 /// # Safety
-/// `out` is NULL or points to writable memory for one `XaStats`.
+/// `out` is NULL or points to a writable `xa_stats_t` of the version its `version` field says.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn xa_stats(out: *mut XaStats) -> c_int {
     if out.is_null() {
         return -1;
     }
+    // SAFETY: out points to an XaStats (caller's contract); version is its first field.
+    let version = unsafe { (*out).version };
+    if version == 0 || version > XA_STATS_VERSION {
+        return -1;
+    }
     let s = stats::snapshot();
     let v = XaStats {
+        version,
         arena_bytes: s.arena_bytes,
         in_use: s.in_use(),
         small_in_use: s.small_in_use,
@@ -135,6 +242,46 @@ pub unsafe extern "C" fn xa_stats(out: *mut XaStats) -> c_int {
         heaps: s.heaps,
         abandoned_heaps: s.abandoned_heaps,
         cached_free: s.cached_free,
+        huge_count: s.huge_count,
+        peak_pages: s.peak_pages_bytes,
+        huge_peak: s.huge_peak,
+        purged: s.purged(),
+        process_rss: s.process_rss,
+        process_rss_peak: s.process_rss_peak,
+        calloc_calls: s.calls(Counter::Calloc),
+        realloc_calls: s.calls(Counter::Realloc),
+        aligned_calls: s.calls(Counter::Aligned),
+        medium_allocs: s.calls(Counter::MediumAlloc),
+        medium_frees: s.calls(Counter::MediumFree),
+        huge_allocs: s.calls(Counter::HugeAlloc),
+        huge_frees: s.calls(Counter::HugeFree),
+        lock_acquired: s.lock_acquired,
+        lock_contended: s.lock_contended,
+    };
+    // SAFETY: caller's contract (version 1 is the whole struct; later versions will write
+    // the prefix of their own layout).
+    unsafe { out.write(v) };
+    0
+}
+
+/// Fill `*out` with the figures of size class `index` (`0 .. XA_NUM_CLASSES`). Returns 0, or
+/// -1 if `out` is NULL or `index` is out of range.
+///
+/// # Safety
+/// `out` is NULL or points to writable memory for one `xa_class_stats_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xa_class_stats(index: usize, out: *mut XaClassStats) -> c_int {
+    if out.is_null() || index >= XA_NUM_CLASSES {
+        return -1;
+    }
+    let t = stats::class_table()[index];
+    let v = XaClassStats {
+        size: t.size,
+        slabs: t.slabs,
+        pages: t.pages,
+        blocks: t.blocks,
+        used: t.used,
+        tail_waste: t.tail_waste,
     };
     // SAFETY: caller's contract.
     unsafe { out.write(v) };

@@ -20,7 +20,7 @@
 //! L5    | arena span_list         | 64 MiB arenas and their header, the arena list; lists of spans
 //! L4    | span buddy              | the header of a run and a slab's block lists; buddy arithmetic
 //! L3    | size_class bitmap       | class tables; page bitmaps
-//! L2    | sync config secret      | the futex lock that names its holder; XALLOC_* options; free-list mask and mark
+//! L2    | sync config secret counters | the futex lock that names its holder; XALLOC_* options; free-list mask and mark; call counters
 //! L1    | debug                   | fatal errors, misuse reports, assertions, no allocation
 //! L0    | os                      | the only module that calls libc or the kernel
 //! ```
@@ -101,6 +101,7 @@ mod arena;
 mod bitmap;
 mod buddy;
 mod config;
+mod counters;
 #[cfg(feature = "override")]
 mod cxx;
 pub mod ffi;

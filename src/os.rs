@@ -8,7 +8,9 @@
 //! `write` calls never allocate. The others are set-up and reporting calls that run only on
 //! cold paths and say so: [`atfork`], [`key_set`] and [`at_exit`] may call `malloc` (re-entering
 //! us), [`fwrite`] and [`dlsym_default`] may too, and the stdio list functions take glibc's stdio
-//! lock. The environment and process calls ([`env_entries`], [`pid`]) never allocate.
+//! lock. The file and process calls ([`env_entries`], [`dup_high`], [`open_append`],
+//! [`file_id`], [`pid`], [`rss_now`], [`rss_peak`], ...) serve the options and the statistics
+//! report and never allocate.
 //! [`thread_pointer`] calls nothing: it reads the thread's TCB address, which the x86-64 ABI
 //! keeps at `%fs:0`.
 
@@ -363,10 +365,137 @@ impl Iterator for EnvEntries {
     }
 }
 
+/// A duplicate of descriptor `fd` numbered 3 or above, closed on `exec`; `None` if `fd` is not
+/// open.
+pub fn dup_high(fd: i32) -> Option<i32> {
+    let _e = ErrnoGuard::new();
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) on any number only reads it.
+    let r = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if r < 0 { None } else { Some(r) }
+}
+
+/// The (device, inode) pair of the file open on `fd`, to tell later whether the number still
+/// names the same file; `None` if `fd` is not open.
+pub fn file_id(fd: i32) -> Option<(u64, u64)> {
+    let _e = ErrnoGuard::new();
+    // SAFETY: zero is a valid `struct stat`; fstat fills it or fails.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: st is a valid out-parameter.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return None;
+    }
+    Some((st.st_dev, st.st_ino))
+}
+
+/// A descriptor for the current directory (`O_PATH`, closed on `exec`), so that a relative file
+/// name given at start-up can be opened later from the same place; `None` on failure.
+pub fn cwd_handle() -> Option<i32> {
+    let _e = ErrnoGuard::new();
+    // SAFETY: a constant NUL-terminated path.
+    let r = unsafe {
+        libc::open(
+            c".".as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if r < 0 { None } else { Some(r) }
+}
+
+/// Open `path` (NUL-terminated) for appending, creating it (mode 0644) if needed; a relative
+/// path is taken from directory descriptor `dir` (`libc::AT_FDCWD` for the current one).
+/// Returns the descriptor, or the `errno` of the failure.
+pub fn open_append(dir: i32, path: &core::ffi::CStr) -> Result<i32, i32> {
+    let _e = ErrnoGuard::new();
+    // SAFETY: path is NUL-terminated; the mode argument is read because of O_CREAT.
+    let r = unsafe {
+        libc::openat(
+            dir,
+            path.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC,
+            0o644 as libc::c_uint,
+        )
+    };
+    if r < 0 {
+        // SAFETY: __errno_location always returns this thread's valid errno slot.
+        Err(unsafe { *libc::__errno_location() })
+    } else {
+        Ok(r)
+    }
+}
+
+/// Close a descriptor this library opened.
+pub fn close(fd: i32) {
+    let _e = ErrnoGuard::new();
+    // SAFETY: closing a number only affects that descriptor, which the caller owns.
+    unsafe { libc::close(fd) };
+}
+
 /// The process id.
 pub fn pid() -> u32 {
     // SAFETY: getpid has no preconditions.
     unsafe { libc::getpid() as u32 }
+}
+
+/// The program's name as it was started (`argv[0]`, glibc's `program_invocation_name`); empty
+/// if unknown.
+pub fn program_name() -> &'static [u8] {
+    unsafe extern "C" {
+        /// glibc: `argv[0]` of the program, set before any constructor runs.
+        static program_invocation_name: *const libc::c_char;
+    }
+    // SAFETY: a plain read of a pointer glibc sets once at start-up.
+    let p = unsafe { ptr::read_volatile(&raw const program_invocation_name) };
+    if p.is_null() {
+        return b"";
+    }
+    // SAFETY: a NUL-terminated string that lives as long as the process.
+    unsafe { core::ffi::CStr::from_ptr(p).to_bytes() }
+}
+
+/// Resident bytes of the process now (from `/proc/self/statm`); 0 if unreadable.
+pub fn rss_now() -> usize {
+    let _e = ErrnoGuard::new();
+    let mut buf = [0u8; 128];
+    // SAFETY: a constant NUL-terminated path.
+    let fd = unsafe {
+        libc::open(
+            c"/proc/self/statm".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return 0;
+    }
+    // SAFETY: buf is writable for its length.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+    // SAFETY: fd is ours.
+    unsafe { libc::close(fd) };
+    if n <= 0 {
+        return 0;
+    }
+    // "size resident shared ...": the second number, in pages.
+    let mut fields = buf[..n as usize].split(|&b| b == b' ');
+    let resident = fields.nth(1).unwrap_or(b"");
+    let mut pages = 0usize;
+    for &b in resident {
+        if !b.is_ascii_digit() {
+            break;
+        }
+        pages = pages.saturating_mul(10).saturating_add((b - b'0') as usize);
+    }
+    pages.saturating_mul(PAGE)
+}
+
+/// Peak resident bytes of the process so far (`getrusage`); 0 if unknown.
+pub fn rss_peak() -> usize {
+    let _e = ErrnoGuard::new();
+    // SAFETY: zero is a valid `struct rusage`.
+    let mut ru: libc::rusage = unsafe { core::mem::zeroed() };
+    // SAFETY: ru is a valid out-parameter.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0;
+    }
+    (ru.ru_maxrss.max(0) as usize).saturating_mul(1024)
 }
 
 /// The address of `name` in the program's global scope (`dlsym(RTLD_DEFAULT, name)`), or null.
