@@ -7,6 +7,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The version of the library this header belongs to (Cargo.toml); `xa_version()`
+ * returns the library's own as "MAJOR.MINOR.PATCH". */
+#define XALLOC_VERSION_MAJOR 0
+#define XALLOC_VERSION_MINOR 1
+#define XALLOC_VERSION_PATCH 0
+#define XALLOC_VERSION_STRING "0.1.0"
+
+
 // The layout version of [`XaStats`] this library fills. Each new version only appends fields,
 // so a program built against an older header keeps working.
 #define XA_STATS_VERSION 1
@@ -95,6 +103,10 @@ typedef struct {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// The library's version, `"MAJOR.MINOR.PATCH"` (the `XALLOC_VERSION_*` macros of the header
+// it was built with).
+const char *xa_version(void);
 
 // Allocate `size` bytes, 16-byte aligned. Returns NULL with `errno = ENOMEM` on failure.
 void *xa_malloc(size_t size);

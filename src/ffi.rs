@@ -12,7 +12,7 @@ use crate::debug::LineBuf;
 use crate::os::{self, PAGE};
 use crate::size_class::NUM_CLASSES;
 use crate::stats;
-use core::ffi::{c_int, c_void};
+use core::ffi::{c_char, c_int, c_void};
 
 /// The layout version of [`XaStats`] this library fills. Each new version only appends fields,
 /// so a program built against an older header keeps working.
@@ -137,6 +137,13 @@ pub struct XaClassStats {
     pub used: usize,
     /// Bytes at the ends of the slabs too small for a block.
     pub tail_waste: usize,
+}
+
+/// The library's version, `"MAJOR.MINOR.PATCH"` (the `XALLOC_VERSION_*` macros of the header
+/// it was built with).
+#[unsafe(no_mangle)]
+pub extern "C" fn xa_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
 }
 
 /// Allocate `size` bytes, 16-byte aligned. Returns NULL with `errno = ENOMEM` on failure.
@@ -419,7 +426,9 @@ fn malloc_info_impl(options: c_int, fp: *mut libc::FILE) -> c_int {
     }
     let s = stats::snapshot();
     let mut l = LineBuf::new();
-    l.push(b"<malloc version=\"xalloc-1\">\n<heaps count=\"")
+    l.push(b"<malloc version=\"xalloc-")
+        .push(env!("CARGO_PKG_VERSION").as_bytes())
+        .push(b"\">\n<heaps count=\"")
         .dec(s.heaps as u64)
         .push(b"\" abandoned=\"")
         .dec(s.abandoned_heaps as u64)
