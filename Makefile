@@ -5,9 +5,15 @@
 #   make test    every check: fmt, clippy, build, cargo test, real programs
 #   make build   cargo build --release -> target/release/libxalloc.so
 #   make header  regenerate include/xalloc.h (cbindgen, from src/ffi.rs)
+#   make install     build, then install under $(PREFIX) (default /usr/local;
+#                    DESTDIR= stages it elsewhere): the stripped library with its
+#                    SONAME link and its debug info, xalloc.h, xalloc.pc,
+#                    xalloc-run, man pages xalloc(3) and xalloc-run(1)
+#   make uninstall   remove what `make install` installed
 #   make bench   benchmarks vs glibc, jemalloc, tcmalloc, mimalloc (~10 min here)
 #   make bench-quick   the same, smaller (a few minutes)
-#   make deps    install missing tools (apt packages, Rust via rustup)
+#   make deps    install missing tools for `make test` (apt packages, Rust via
+#                rustup); `make run` and `make bench` install only their own
 #   make clean   remove build outputs
 
 SHELL := /bin/bash
@@ -19,10 +25,26 @@ CARGO_BIN := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
 export PATH := $(CARGO_BIN):$(PATH)
 
 CARGO ?= cargo
-LIB := target/release/libxalloc.so
+LIB ?= target/release/libxalloc.so
 HEADER := include/xalloc.h
 
-.PHONY: build header run test deps clean real-programs bench bench-quick
+# The version comes from Cargo.toml, as the library's SONAME does (build.rs).
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+MAJOR := $(firstword $(subst ., ,$(VERSION)))
+SONAME := libxalloc.so.$(MAJOR)
+REALNAME := libxalloc.so.$(VERSION)
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+OBJCOPY ?= objcopy
+
+.PHONY: build header run test deps deps-run deps-bench clean real-programs bench bench-quick install \
+	install-files uninstall
 
 build:
 	$(CARGO) build --release
@@ -35,11 +57,51 @@ header:
 	@test -s $(HEADER) || { echo "make header: $(HEADER) was not written by build.rs" >&2; exit 1; }
 	@echo "wrote $(HEADER)"
 
-run: deps build
+run: deps-run build
 	scripts/demo.sh
 
 test: deps
 	scripts/test-all.sh
+
+install: build
+	@$(MAKE) --no-print-directory install-files
+
+# What `install` does after building; it installs $(LIB) as it is (the packaging
+# test runs this on the library it tests). The library is stripped, with its
+# debug info in .debug/ beside it, found through its .gnu_debuglink.
+install-files:
+	@test -f $(LIB) || { echo "make install: $(LIB) is not built (make build)" >&2; exit 1; }
+	install -d $(DESTDIR)$(LIBDIR)/.debug $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) \
+		$(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
+	$(OBJCOPY) --only-keep-debug $(LIB) $(DESTDIR)$(LIBDIR)/.debug/$(REALNAME).debug
+	chmod 644 $(DESTDIR)$(LIBDIR)/.debug/$(REALNAME).debug
+	$(OBJCOPY) --strip-unneeded --remove-section=.comment \
+		--add-gnu-debuglink=$(DESTDIR)$(LIBDIR)/.debug/$(REALNAME).debug \
+		$(LIB) $(DESTDIR)$(LIBDIR)/$(REALNAME)
+	chmod 755 $(DESTDIR)$(LIBDIR)/$(REALNAME)
+	ln -sfn $(REALNAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sfn $(SONAME) $(DESTDIR)$(LIBDIR)/libxalloc.so
+	install -m 644 $(HEADER) $(DESTDIR)$(INCLUDEDIR)/xalloc.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+		xalloc.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/xalloc.pc
+	sed -e 's|@XALLOC_VERSION@|$(VERSION)|' -e 's|@XALLOC_LIBRARY@|$(LIBDIR)/$(SONAME)|' \
+		scripts/xalloc-run > $(DESTDIR)$(BINDIR)/xalloc-run
+	chmod 755 $(DESTDIR)$(BINDIR)/xalloc-run
+	sed -e 's|@XALLOC_VERSION@|$(VERSION)|g' man/xalloc.3 > $(DESTDIR)$(MANDIR)/man3/xalloc.3
+	sed -e 's|@XALLOC_VERSION@|$(VERSION)|g' man/xalloc-run.1 > $(DESTDIR)$(MANDIR)/man1/xalloc-run.1
+	@if [ -z "$(DESTDIR)" ] && [ -w /etc/ld.so.cache ] && command -v ldconfig > /dev/null; then \
+		ldconfig; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libxalloc.so $(DESTDIR)$(LIBDIR)/$(SONAME) \
+		$(DESTDIR)$(LIBDIR)/$(REALNAME) $(DESTDIR)$(LIBDIR)/.debug/$(REALNAME).debug \
+		$(DESTDIR)$(INCLUDEDIR)/xalloc.h $(DESTDIR)$(PKGCONFIGDIR)/xalloc.pc \
+		$(DESTDIR)$(BINDIR)/xalloc-run $(DESTDIR)$(MANDIR)/man3/xalloc.3 \
+		$(DESTDIR)$(MANDIR)/man1/xalloc-run.1
+	-rmdir $(DESTDIR)$(LIBDIR)/.debug 2> /dev/null
+	@if [ -z "$(DESTDIR)" ] && [ -w /etc/ld.so.cache ] && command -v ldconfig > /dev/null; then \
+		ldconfig; fi
 
 # only the with/without comparison of real programs (needs a built library)
 real-programs: build
@@ -47,14 +109,20 @@ real-programs: build
 
 # scripts/bench/bench.py installs the peer allocators it lacks (Debian packages);
 # results go to scripts/bench/results/ (quick mode: scripts/bench/results/quick/).
-bench: deps build
+bench: deps-bench build
 	python3 scripts/bench/bench.py $(BENCH_ARGS)
 
-bench-quick: deps build
+bench-quick: deps-bench build
 	python3 scripts/bench/bench.py --quick $(BENCH_ARGS)
 
 deps:
-	@scripts/deps.sh
+	@scripts/deps.sh test
+
+deps-run:
+	@scripts/deps.sh run
+
+deps-bench:
+	@scripts/deps.sh bench
 
 clean:
 	$(CARGO) clean

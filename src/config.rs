@@ -1,8 +1,9 @@
 //! L2: runtime options, read once from `XALLOC_*` environment variables without allocating.
 //!
 //! [`OPTIONS`] is the one table of them: the environment is parsed from it, and the options
-//! table of `README.md` is generated from it (a test fails when it differs; `UPDATE_DOCS=1
-//! cargo test --release --lib options` rewrites it). Values are case-insensitive. A bad value, or an `XALLOC_` name that is neither an
+//! tables of `README.md`, `man/xalloc.3` and `xalloc-run --help` are generated from it (a test
+//! fails when one of them differs; `UPDATE_DOCS=1 cargo test --release --lib options` rewrites
+//! them). Values are case-insensitive. A bad value, or an `XALLOC_` name that is neither an
 //! option nor one of the names the project's own scripts use ([`TOOL_NAMES`],
 //! [`TOOL_PREFIXES`]), gets one warning line on standard error naming the variable, the value
 //! and what is accepted; the option keeps its default. With `XALLOC_VERBOSE=1` the options in
@@ -559,6 +560,39 @@ mod tests {
 
     // ----- the generated documentation -------------------------------------------------------
 
+    /// `code` spans of a doc sentence in roff (bold).
+    fn roff(text: &str) -> String {
+        let mut out = String::new();
+        for (i, part) in text.split('`').enumerate() {
+            let part = part.replace('\\', "\\e").replace('-', "\\-");
+            if i % 2 == 1 {
+                out.push_str(&format!("\\fB{part}\\fR"));
+            } else {
+                out.push_str(&part);
+            }
+        }
+        out
+    }
+
+    fn wrap(text: &str, indent: &str, width: usize) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut line = String::new();
+        for word in text.split_whitespace() {
+            if !line.is_empty() && indent.len() + line.len() + 1 + word.len() > width {
+                lines.push(format!("{indent}{line}"));
+                line.clear();
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+        if !line.is_empty() {
+            lines.push(format!("{indent}{line}"));
+        }
+        lines
+    }
+
     fn readme_rows() -> Vec<String> {
         let mut v = vec![
             "| variable | default | values | meaning |".to_string(),
@@ -576,6 +610,47 @@ mod tests {
                 o.doc
             ));
         }
+        v
+    }
+
+    fn man_rows() -> Vec<String> {
+        let mut v = Vec::new();
+        for o in &OPTIONS {
+            v.push(".TP".to_string());
+            v.push(format!(".B {}", o.name));
+            v.push(format!(
+                "{}. Default: {}. Values: {}.",
+                capitalise(&roff(o.doc)),
+                roff(o.default),
+                roff(o.kind.accepted())
+            ));
+        }
+        v
+    }
+
+    fn capitalise(s: &str) -> String {
+        let mut c = s.chars();
+        match c.next() {
+            Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+            None => String::new(),
+        }
+    }
+
+    fn help_rows() -> Vec<String> {
+        let mut v = vec![
+            "    cat <<'EOF'".to_string(),
+            "options (environment variables read by the library, see xalloc(3)):".to_string(),
+        ];
+        for o in &OPTIONS {
+            v.push(format!("  {} (default: {})", o.name, o.default));
+            let text = format!(
+                "{}. Values: {}.",
+                capitalise(&o.doc.replace('`', "")),
+                o.kind.accepted()
+            );
+            v.extend(wrap(&text, "      ", 79));
+        }
+        v.push("EOF".to_string());
         v
     }
 
@@ -617,12 +692,26 @@ mod tests {
 
     #[test]
     fn options_documentation_matches_the_table() {
-        let problems: Vec<String> = [check_region(
-            "README.md",
-            "<!-- options:",
-            "<!-- end of options",
-            readme_rows(),
-        )]
+        let problems: Vec<String> = [
+            check_region(
+                "README.md",
+                "<!-- options:",
+                "<!-- end of options",
+                readme_rows(),
+            ),
+            check_region(
+                "man/xalloc.3",
+                ".\\\" options:",
+                ".\\\" end of options",
+                man_rows(),
+            ),
+            check_region(
+                "scripts/xalloc-run",
+                "    # options:",
+                "    # end of options",
+                help_rows(),
+            ),
+        ]
         .into_iter()
         .flatten()
         .collect();

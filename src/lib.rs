@@ -133,14 +133,17 @@ pub use crate::size_class::{CLASS_SIZE, NUM_CLASSES, SLAB_LIMIT};
 
 use core::alloc::{GlobalAlloc, Layout};
 
-/// The allocator as a Rust global allocator:
+/// The allocator as a Rust global allocator. A program that depends on the crate declares it:
 ///
 /// ```ignore
 /// #[global_allocator]
-/// static A: xalloc::XAlloc = xalloc::XAlloc;
+/// static GLOBAL: xalloc::XAlloc = xalloc::XAlloc;
 /// ```
 ///
-/// With the default `global` feature the crate installs it itself.
+/// (Merely depending on the crate installs nothing: rustc does not link a crate the code never
+/// names.) The non-default `global` feature declares it inside the crate instead, for
+/// programs that name the crate anyway (`use xalloc as _;`); it cannot be combined with a
+/// declaration of the program's own.
 pub struct XAlloc;
 
 // SAFETY: alloc returns blocks of at least layout.size() bytes aligned to layout.align() or
@@ -194,7 +197,9 @@ unsafe impl GlobalAlloc for XAlloc {
 }
 
 /// With the `global` feature, every Rust allocation in this library (and in a program that
-/// links the crate) goes to xalloc, never back through the C library.
+/// links the crate) goes to xalloc directly. (Without it, the library's own code allocates
+/// nothing through Rust's allocator, and a program built with the default `override` feature
+/// reaches xalloc through the `malloc` the crate exports.)
 #[cfg(feature = "global")]
 #[global_allocator]
 static GLOBAL: XAlloc = XAlloc;

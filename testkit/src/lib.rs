@@ -2,8 +2,8 @@
 //! against a shadow model. Used by the property tests in `testkit/tests/` and by the
 //! cargo-fuzz target in `fuzz/`; not part of the allocator crate, which it drives only through
 //! its public API (`xalloc::ffi` and the size constants at the crate root). It allocates
-//! freely: its own `Vec`s and `BTreeMap`s come from xalloc too, the global allocator of
-//! everything that links `xalloc` with its default features.
+//! freely: its own `Vec`s and `BTreeMap`s come from xalloc too, through the `malloc` that
+//! xalloc's default feature `override` exports into every program that links it.
 //!
 //! # Pieces
 //!
