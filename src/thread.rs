@@ -173,7 +173,8 @@ fn alloc_small_slow(h: *mut Heap, c: SizeClass) -> *mut u8 {
 /// The slow path of a heap: collect remote frees, check the purge clock, then find a slab with
 /// a free block, adopting an abandoned heap's slabs (if `may_adopt`) before making a new slab.
 /// (Kept foreign blocks stay until the tick: sending them home here, on every refill, cost
-/// larson a fifth more instructions and took away their reuse.)
+/// larson about 9% more instructions under callgrind, 47.1M against 43.2M, and took away
+/// their reuse.)
 fn refill_and_alloc(heap: &mut Heap, c: SizeClass, may_adopt: bool) -> *mut u8 {
     heap.collect_remote();
     purge::tick();
