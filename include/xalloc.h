@@ -145,6 +145,24 @@ int xa_owns(const void *p);
 // Return free memory to the system now. Returns 1 if anything was released.
 int xa_trim(void);
 
+// Write the heap profile (live sampled blocks by call stack, and cumulative allocation) to
+// file `path` (`%p` becomes the process id; NULL: `XALLOC_PROF_FILE`, else `xalloc.%p.heap`),
+// for `xalloc-prof`. Returns 0, `ENODEV` if the profiler is off (`XALLOC_PROF=1` turns it on
+// at start-up), or the `errno` of creating the file. Never allocates.
+//
+// # Safety
+// `path` is NULL or a NUL-terminated string.
+int xa_prof_dump(const char *path);
+
+// Write the heap map (every arena page's state, the huge blocks) to file `path` (`%p` becomes
+// the process id; NULL: `XALLOC_HEAPMAP_FILE`), for `xalloc-prof heapmap`. Returns 0,
+// `EINVAL` if `path` is NULL and no file is set, or the `errno` of creating the file. Never
+// allocates.
+//
+// # Safety
+// `path` is NULL or a NUL-terminated string.
+int xa_heap_map(const char *path);
+
 // Fill `*out` with a statistics snapshot, the fields of layout `out->version`. Returns 0, or
 // -1 if `out` is NULL or its version is 0 or newer than this library's (then nothing is
 // written).

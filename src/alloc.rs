@@ -19,6 +19,7 @@ use crate::huge;
 use crate::medium::{self, MEDIUM_LIMIT};
 use crate::os::{self, PAGE};
 use crate::pagemap;
+use crate::profile;
 use crate::purge;
 use crate::secret;
 use crate::size_class::{SLAB_LIMIT, SizeClass, class_of};
@@ -36,13 +37,74 @@ fn enomem() -> *mut u8 {
     ptr::null_mut()
 }
 
-/// `malloc`. Fast path: a class lookup, then the thread's hot list or current slab.
+/// `malloc`. Fast path: a class lookup, then the thread's hot list or current slab. The size
+/// limit of the fast path is a field of the thread's heap (`SLAB_LIMIT`; 0 while the heap
+/// profiler is on, and for a thread that has no heap yet): compared with a memory operand
+/// instead of a constant, it costs no instruction.
 #[inline(always)]
 pub fn malloc(size: usize) -> *mut u8 {
+    let h = tls::heap();
+    // SAFETY: h is the calling thread's heap or a static empty one.
+    if size <= unsafe { Heap::small_limit(h) } {
+        return thread::alloc_small_in(h, class_of(size));
+    }
+    malloc_cold(size)
+}
+
+/// `malloc` past the fast path: a medium or huge block, any request while the profiler is on,
+/// and a thread's first request.
+#[cold]
+#[inline(never)]
+fn malloc_cold(size: usize) -> *mut u8 {
+    if profile::enabled() {
+        return profiled(size, 16).0;
+    }
     if size <= SLAB_LIMIT {
         return thread::alloc_small(class_of(size));
     }
     malloc_big(size, PAGE).0
+}
+
+/// A request of `size` bytes aligned to `align` (a power of two) while the profiler is on:
+/// counted against the thread's sampling interval; a sampled request gets a medium or huge
+/// block of its own (so that its `free` takes the slow path, which forgets the sample) and is
+/// recorded; any other is served as usual. Returns the block and whether it is known to be
+/// zero.
+#[cold]
+#[inline(never)]
+fn profiled(size: usize, align: usize) -> (*mut u8, bool) {
+    if size > MAX_REQUEST {
+        return (enomem(), false);
+    }
+    if let Some(weight) = profile::take_sample(size) {
+        let r = malloc_big(size, align.max(PAGE));
+        if !r.0.is_null() {
+            profile::record(r.0, size, weight);
+        }
+        return r;
+    }
+    if size <= SLAB_LIMIT && align <= SLAB_LIMIT {
+        let c = if align <= 16 {
+            class_of(size)
+        } else {
+            aligned_class(align, size)
+        };
+        return (thread::alloc_small(c), false);
+    }
+    malloc_big(size, align.max(PAGE))
+}
+
+/// Free medium block `p` of span `s`, forgetting its sample if it is one.
+///
+/// # Safety
+/// `s` is the span of live medium block `p`, which the caller gives up.
+unsafe fn free_medium(s: *mut Span, p: *mut u8) {
+    if profile::enabled() {
+        profile::forget(p);
+    }
+    counters::add(Counter::MediumFree);
+    // SAFETY: forwarded contract.
+    unsafe { medium::free(s) }
 }
 
 /// A medium or huge block of `size` bytes aligned to `align` (a power of two ≥ page size).
@@ -120,10 +182,7 @@ unsafe fn free_by_kind(s: *mut Span, p: *mut u8) {
     // SAFETY: forwarded contract.
     unsafe {
         match (*s).kind() {
-            Kind::Medium => {
-                counters::add(Counter::MediumFree);
-                medium::free(s)
-            }
+            Kind::Medium => free_medium(s, p),
             _ => thread::free_foreign(s, p),
         }
     }
@@ -176,8 +235,10 @@ unsafe fn free_sized_slow(s: *mut Span, p: *mut u8, size: usize, align: usize) {
         Kind::Slab => {
             size <= SLAB_LIMIT && align <= SLAB_LIMIT && span.class() == aligned_class(align, size)
         }
+        // (A sampled request of the profiler gets a medium block, whatever its size.)
         Kind::Medium => {
-            (size > SLAB_LIMIT || align > SLAB_LIMIT) && pages_for(size) == span.pages()
+            (size > SLAB_LIMIT || align > SLAB_LIMIT || profile::enabled())
+                && pages_for(size) == span.pages()
         }
         Kind::Unused => false,
     };
@@ -223,6 +284,9 @@ fn size_mismatch(p: *mut u8, size: usize) {
 fn free_unmapped(p: *mut u8) {
     if p.is_null() {
         return;
+    }
+    if profile::enabled() {
+        profile::forget(p);
     }
     if !huge::free(p) {
         misuse("free", "invalid pointer", p as usize);
@@ -332,7 +396,7 @@ pub fn owns(p: *const u8) -> bool {
 /// `calloc` for an already-multiplied size.
 pub fn calloc(total: usize) -> *mut u8 {
     counters::add(Counter::Calloc);
-    if total <= SLAB_LIMIT {
+    if total <= SLAB_LIMIT && !profile::enabled() {
         let p = thread::alloc_small(class_of(total));
         if !p.is_null() {
             // SAFETY: p holds at least `total` bytes.
@@ -340,7 +404,11 @@ pub fn calloc(total: usize) -> *mut u8 {
         }
         return p;
     }
-    let (p, zeroed) = malloc_big(total, PAGE);
+    let (p, zeroed) = if profile::enabled() {
+        profiled(total, 16)
+    } else {
+        malloc_big(total, PAGE)
+    };
     if !p.is_null() && !zeroed {
         // SAFETY: p holds at least `total` bytes.
         unsafe { ptr::write_bytes(p, 0, total) };
@@ -356,6 +424,9 @@ pub fn aligned(align: usize, size: usize) -> *mut u8 {
     }
     if size > MAX_REQUEST {
         return enomem();
+    }
+    if profile::enabled() {
+        return profiled(size, align).0;
     }
     if size <= SLAB_LIMIT && align <= SLAB_LIMIT {
         let p = thread::alloc_small(aligned_class(align, size));
@@ -403,6 +474,9 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
             misuse("realloc", "invalid pointer", p as usize)
         };
         if size > MEDIUM_LIMIT {
+            if profile::enabled() {
+                profile::forget(p);
+            }
             let q = huge::resize(p, size);
             return if q.is_null() { enomem() } else { q };
         }
@@ -427,6 +501,10 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
                 bs
             }
             _ => {
+                // A sampled block that changes size is no longer the sample it was.
+                if profile::enabled() {
+                    profile::forget(p);
+                }
                 if size > SLAB_LIMIT && size <= MEDIUM_LIMIT {
                     // SAFETY: a live medium block of the caller's.
                     if unsafe { medium::resize_in_place(span, size) } {

@@ -172,6 +172,12 @@ impl Arena {
         &mut self.spans[idx / RUN_ALIGN]
     }
 
+    /// Whether free page `idx` may hold data and be resident (dirty) rather than purged or
+    /// never touched. Caller holds [`PAGE_LOCK`].
+    pub fn is_dirty(&self, idx: usize) -> bool {
+        self.dirty.get(idx)
+    }
+
     /// Take a run of `n` pages whose first page index is a multiple of `min_order`'s block.
     /// Returns the page index and whether any of it may be dirty.
     ///

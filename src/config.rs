@@ -32,6 +32,16 @@ pub struct Config {
     pub stats_file: Option<&'static [u8]>,
     /// Print the options in force when they are read.
     pub verbose: bool,
+    /// Run the sampling heap profiler.
+    pub prof: bool,
+    /// Mean bytes allocated between two samples.
+    pub prof_rate: usize,
+    /// Where profiles go (`%p` = the pid); `None`: `xalloc.%p.heap`.
+    pub prof_file: Option<&'static [u8]>,
+    /// The signal that asks for dumps; 0: none.
+    pub dump_signal: u32,
+    /// Where the heap map goes at exit and on the dump signal; `None`: no heap map.
+    pub heapmap_file: Option<&'static [u8]>,
     /// Bit `i` set iff option `OPTIONS[i]` was taken from the environment.
     pub from_env: u32,
 }
@@ -43,6 +53,11 @@ const DEFAULT: Config = Config {
     stats_at_exit: false,
     stats_file: None,
     verbose: false,
+    prof: false,
+    prof_rate: 512 << 10,
+    prof_file: None,
+    dump_signal: 0,
+    heapmap_file: None,
     from_env: 0,
 };
 
@@ -57,6 +72,8 @@ pub enum Kind {
     Size,
     /// A file name.
     Path,
+    /// A signal: its number or name.
+    Signal,
 }
 
 impl Kind {
@@ -69,6 +86,7 @@ impl Kind {
                 "a number of bytes, optionally with a K, M or G suffix (or KiB, MiB, GiB)"
             }
             Kind::Path => "a file name",
+            Kind::Signal => "a signal number, a name such as USR1 or SIGUSR2, or none",
         }
     }
 }
@@ -78,7 +96,7 @@ impl Kind {
 pub enum Value {
     /// For [`Kind::Bool`].
     Bool(bool),
-    /// For [`Kind::Millis`] and [`Kind::Size`].
+    /// For [`Kind::Millis`], [`Kind::Size`] and [`Kind::Signal`] (0: none).
     Num(u64),
     /// For [`Kind::Path`]: the name, or `None` for the default (standard error).
     Path(Option<&'static [u8]>),
@@ -104,7 +122,7 @@ pub struct Opt {
 }
 
 /// Every option, in the order the documentation lists them.
-pub const OPTIONS: [Opt; 5] = [
+pub const OPTIONS: [Opt; 10] = [
     Opt {
         name: "XALLOC_PURGE_DELAY_MS",
         kind: Kind::Millis,
@@ -170,6 +188,75 @@ pub const OPTIONS: [Opt; 5] = [
             }
         },
         get: |c| Value::Bool(c.verbose),
+    },
+    Opt {
+        name: "XALLOC_PROF",
+        kind: Kind::Bool,
+        default: "off",
+        doc: "run the sampling heap profiler: about one allocation per `XALLOC_PROF_RATE` \
+              bytes is sampled with its call stack; the profile is written at exit, on \
+              `XALLOC_DUMP_SIGNAL` and by `xa_prof_dump`, for `xalloc-prof` to read",
+        set: |c, v| {
+            if let Value::Bool(b) = v {
+                c.prof = b;
+            }
+        },
+        get: |c| Value::Bool(c.prof),
+    },
+    Opt {
+        name: "XALLOC_PROF_RATE",
+        kind: Kind::Size,
+        default: "512K",
+        doc: "mean bytes allocated between two samples of the heap profiler (intervals are \
+              drawn at random, so every byte has the same chance to be sampled)",
+        set: |c, v| {
+            if let Value::Num(n) = v {
+                c.prof_rate = (n as usize).max(1);
+            }
+        },
+        get: |c| Value::Num(c.prof_rate as u64),
+    },
+    Opt {
+        name: "XALLOC_PROF_FILE",
+        kind: Kind::Path,
+        default: "xalloc.%p.heap",
+        doc: "where the heap profile is written (`%p` becomes the process id; a relative name \
+              is taken from the directory the program started in); setting it turns \
+              `XALLOC_PROF` on unless that is set to off",
+        set: |c, v| {
+            if let Value::Path(p) = v {
+                c.prof_file = p;
+            }
+        },
+        get: |c| Value::Path(c.prof_file),
+    },
+    Opt {
+        name: "XALLOC_DUMP_SIGNAL",
+        kind: Kind::Signal,
+        default: "none",
+        doc: "on this signal (for example `USR2`) write the heap profile and the heap map, if \
+              they are on, as at exit (a helper thread writes them; the program's own handler \
+              for the signal is replaced)",
+        set: |c, v| {
+            if let Value::Num(n) = v {
+                c.dump_signal = n as u32;
+            }
+        },
+        get: |c| Value::Num(c.dump_signal as u64),
+    },
+    Opt {
+        name: "XALLOC_HEAPMAP_FILE",
+        kind: Kind::Path,
+        default: "no heap map",
+        doc: "write the heap map (every arena page's state, the huge blocks) to this file at \
+              exit and on `XALLOC_DUMP_SIGNAL`, for `xalloc-prof heapmap` (`%p` becomes the \
+              process id)",
+        set: |c, v| {
+            if let Value::Path(p) = v {
+                c.heapmap_file = p;
+            }
+        },
+        get: |c| Value::Path(c.heapmap_file),
     },
 ];
 
@@ -237,6 +324,7 @@ fn init() -> &'static Config {
 fn read(env: impl Iterator<Item = &'static [u8]>, out: &mut dyn FnMut(&LineBuf)) -> Config {
     let mut c = DEFAULT;
     let mut stats_given = false;
+    let mut prof_given = false;
     for entry in env {
         if !entry.starts_with(b"XALLOC_") {
             continue;
@@ -258,12 +346,16 @@ fn read(env: impl Iterator<Item = &'static [u8]>, out: &mut dyn FnMut(&LineBuf))
                 (opt.set)(&mut c, v);
                 c.from_env |= 1 << i;
                 stats_given |= opt.name == "XALLOC_STATS";
+                prof_given |= opt.name == "XALLOC_PROF";
             }
             None => warn_bad(opt, value, out),
         }
     }
     if c.stats_file.is_some() && !stats_given {
         c.stats_at_exit = true;
+    }
+    if c.prof_file.is_some() && !prof_given {
+        c.prof = true;
     }
     c
 }
@@ -280,7 +372,38 @@ pub fn parse(k: Kind, s: &'static [u8]) -> Option<Value> {
         Kind::Millis => parse_number(s).map(Value::Num),
         Kind::Size => parse_size(s).map(|n| Value::Num(n as u64)),
         Kind::Path => (!s.is_empty()).then_some(Value::Path(Some(s))),
+        Kind::Signal => parse_signal(s).map(|n| Value::Num(n as u64)),
     }
+}
+
+/// A signal number (1 to 64), a name with or without `SIG` (`USR1`, `SIGUSR2`, ...), or
+/// `none` / `0` for none.
+pub fn parse_signal(s: &[u8]) -> Option<u32> {
+    if s.eq_ignore_ascii_case(b"none") {
+        return Some(0);
+    }
+    if let Some(n) = parse_number(s) {
+        return (n <= 64).then_some(n as u32);
+    }
+    let name = if s.len() > 3 && s[..3].eq_ignore_ascii_case(b"sig") {
+        &s[3..]
+    } else {
+        s
+    };
+    [
+        ("hup", libc::SIGHUP),
+        ("int", libc::SIGINT),
+        ("quit", libc::SIGQUIT),
+        ("usr1", libc::SIGUSR1),
+        ("usr2", libc::SIGUSR2),
+        ("alrm", libc::SIGALRM),
+        ("term", libc::SIGTERM),
+        ("prof", libc::SIGPROF),
+        ("winch", libc::SIGWINCH),
+    ]
+    .iter()
+    .find(|(n, _)| name.eq_ignore_ascii_case(n.as_bytes()))
+    .map(|&(_, v)| v as u32)
 }
 
 /// A decimal number (digits only).
@@ -390,6 +513,9 @@ pub fn print_options(c: &Config, out: &mut dyn FnMut(&LineBuf)) {
                 l.push(b"=");
                 push_size(&mut l, n);
             }
+            Value::Num(0) if o.kind == Kind::Signal => {
+                l.push(b"=none");
+            }
             Value::Num(n) => {
                 l.push(b"=").dec(n);
             }
@@ -457,6 +583,18 @@ mod tests {
         assert_eq!(parse(Kind::Millis, s("-1")), None);
         assert_eq!(parse(Kind::Millis, s("1.5")), None);
         assert_eq!(parse(Kind::Path, s("")), None);
+        assert_eq!(
+            parse(Kind::Signal, s("USR2")),
+            Some(Value::Num(libc::SIGUSR2 as u64))
+        );
+        assert_eq!(
+            parse(Kind::Signal, s("sigusr1")),
+            Some(Value::Num(libc::SIGUSR1 as u64))
+        );
+        assert_eq!(parse(Kind::Signal, s("12")), Some(Value::Num(12)));
+        assert_eq!(parse(Kind::Signal, s("none")), Some(Value::Num(0)));
+        assert_eq!(parse(Kind::Signal, s("65")), None);
+        assert_eq!(parse(Kind::Signal, s("SIGFOO")), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use crate::alloc;
 use crate::counters::Counter;
 use crate::debug::LineBuf;
+use crate::dumps;
 use crate::os::{self, PAGE};
 use crate::size_class::NUM_CLASSES;
 use crate::stats;
@@ -217,6 +218,41 @@ pub extern "C" fn xa_owns(p: *const c_void) -> c_int {
 #[unsafe(no_mangle)]
 pub extern "C" fn xa_trim() -> c_int {
     alloc::trim() as c_int
+}
+
+/// The NUL-terminated string at `p` without its NUL, or `None` for NULL.
+///
+/// # Safety
+/// `p` is NULL or a NUL-terminated string that lives for the call.
+unsafe fn c_name<'a>(p: *const c_char) -> Option<&'a [u8]> {
+    // SAFETY: forwarded contract.
+    (!p.is_null()).then(|| unsafe { core::ffi::CStr::from_ptr(p) }.to_bytes())
+}
+
+/// Write the heap profile (live sampled blocks by call stack, and cumulative allocation) to
+/// file `path` (`%p` becomes the process id; NULL: `XALLOC_PROF_FILE`, else `xalloc.%p.heap`),
+/// for `xalloc-prof`. Returns 0, `ENODEV` if the profiler is off (`XALLOC_PROF=1` turns it on
+/// at start-up), or the `errno` of creating the file. Never allocates.
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xa_prof_dump(path: *const c_char) -> c_int {
+    // SAFETY: forwarded contract.
+    dumps::prof_dump(unsafe { c_name(path) })
+}
+
+/// Write the heap map (every arena page's state, the huge blocks) to file `path` (`%p` becomes
+/// the process id; NULL: `XALLOC_HEAPMAP_FILE`), for `xalloc-prof heapmap`. Returns 0,
+/// `EINVAL` if `path` is NULL and no file is set, or the `errno` of creating the file. Never
+/// allocates.
+///
+/// # Safety
+/// `path` is NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xa_heap_map(path: *const c_char) -> c_int {
+    // SAFETY: forwarded contract.
+    dumps::heap_map(unsafe { c_name(path) })
 }
 
 /// Fill `*out` with a statistics snapshot, the fields of layout `out->version`. Returns 0, or

@@ -7,6 +7,7 @@
 use crate::arena::PAGE_LOCK;
 use crate::huge::HUGE_LOCK;
 use crate::os;
+use crate::profile::PROF_LOCK;
 use crate::purge;
 use crate::registry::{self, GLOBAL_LOCK, HEAPS_LOCK};
 use crate::tls;
@@ -32,6 +33,7 @@ extern "C" fn prepare() {
     HEAPS_LOCK.lock();
     PAGE_LOCK.lock();
     HUGE_LOCK.lock();
+    PROF_LOCK.lock();
     LOCKED.store(1, Ordering::Relaxed);
 }
 
@@ -39,6 +41,7 @@ extern "C" fn parent() {
     if LOCKED.swap(0, Ordering::Relaxed) == 0 {
         return;
     }
+    PROF_LOCK.unlock();
     HUGE_LOCK.unlock();
     PAGE_LOCK.unlock();
     HEAPS_LOCK.unlock();
@@ -48,6 +51,7 @@ extern "C" fn parent() {
 
 extern "C" fn child() {
     let locked = LOCKED.swap(0, Ordering::Relaxed) != 0;
+    PROF_LOCK.reset();
     HUGE_LOCK.reset();
     PAGE_LOCK.reset();
     HEAPS_LOCK.reset();

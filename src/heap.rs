@@ -19,6 +19,7 @@
 //! caller's slow path.
 
 use crate::pagemap;
+use crate::profile;
 use crate::purge;
 use crate::secret;
 use crate::size_class::{CLASS_SIZE, NUM_CLASSES, SizeClass};
@@ -107,6 +108,11 @@ pub struct Heap {
     /// [`IMPLAUSIBLE`], kept here so the hot-list check is one `test` with a memory operand
     /// (a 64-bit constant would need an instruction of its own to load).
     implausible: u64,
+    /// The largest request `alloc::malloc`'s fast path serves for this heap's thread (compared
+    /// with a memory operand, free of charge): [`crate::profile::small_limit`], taken with the
+    /// keys; 0 until then, and always 0 for the static empty heaps, so that a thread's first
+    /// `malloc` and every `malloc` while the profiler is on take the cold path.
+    small_limit: usize,
     /// Free places left in each `hot` list. Written by the
     /// owner only, with relaxed loads and stores; read by statistics from other threads.
     hot_room: [AtomicI8; NUM_CLASSES],
@@ -203,6 +209,7 @@ impl Heap {
             mask: 0,
             mark: 0,
             implausible: IMPLAUSIBLE,
+            small_limit: 0,
             hot_room: full_room(),
             foreign_held: 0,
             foreign_classes: 0,
@@ -222,6 +229,17 @@ impl Heap {
     /// Take the process's keys (before the heap's first free).
     pub fn set_keys(&mut self) {
         (self.mask, self.mark) = secret::keys();
+        self.small_limit = profile::small_limit();
+    }
+
+    /// The largest request the `malloc` fast path serves for heap `h`'s thread (see the field).
+    ///
+    /// # Safety
+    /// `h` is the calling thread's own heap or a static empty heap.
+    #[inline(always)]
+    pub unsafe fn small_limit(h: *mut Heap) -> usize {
+        // SAFETY: forwarded contract: h is valid and only its own thread writes the field.
+        unsafe { (*h).small_limit }
     }
 
     /// Allocate a block of class `c` without a slow path: from the hot list (its next link

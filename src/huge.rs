@@ -194,6 +194,23 @@ pub fn resize(p: *mut u8, size: usize) -> *mut u8 {
     q
 }
 
+/// Call `f(address, mapped bytes)` on every live huge block, under HUGE_LOCK (`f` must not
+/// allocate or take a lock).
+pub fn for_each(mut f: impl FnMut(usize, usize)) {
+    let _g = Guard::new(&HUGE_LOCK);
+    let t = TABLE.load(Ordering::Relaxed) as *mut Entry;
+    if t.is_null() {
+        return;
+    }
+    for i in 0..SLOTS {
+        // SAFETY: i < SLOTS; the table is mapped.
+        let e = unsafe { *t.add(i) };
+        if e.addr != 0 {
+            f(e.addr, e.len);
+        }
+    }
+}
+
 /// Number of live huge blocks.
 pub fn count() -> usize {
     COUNT.load(Ordering::Relaxed)

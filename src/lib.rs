@@ -9,28 +9,29 @@
 //! ```text
 //! layer | modules                 | what
 //! L14   | ffi cxx                 | exports: glibc names (feature "override"), xa_* API; C++ new/delete
-//! L13   | alloc stats             | C semantics, size -> tier, free -> page map -> kind -> tier; statistics
+//! L13   | alloc stats dumps       | C semantics, size -> tier, free -> page map -> kind -> tier; statistics; when profiles and heap maps are written
 //! L12   | thread                  | a thread's heap from first malloc to exit; small-block entry points
 //! L11   | fork                    | fork handlers: every lock, orphaned heaps in the child
 //! L10   | tls registry            | the TLS heap slot; all / abandoned / free heaps, the global heap
-//! L9    | heap                    | one heap: hot lists, class queues, remote stack, fast and slow paths
+//! L9    | heap heapmap            | one heap: hot lists, class queues, remote stack, fast and slow paths; the heap map dump
 //! L8    | slab medium huge        | the tiers: slabs from page runs, medium runs, huge mappings
 //! L7    | pages                   | the page allocator: runs of pages under PAGE_LOCK
 //! L6    | pagemap purge           | address -> span, "not ours"; the purge policy and its rounds
 //! L5    | arena span_list         | 64 MiB arenas and their header, the arena list; lists of spans
-//! L4    | span buddy              | the header of a run and a slab's block lists; buddy arithmetic
+//! L4    | span buddy profile      | the header of a run and a slab's block lists; buddy arithmetic; heap profiler samples
 //! L3    | size_class bitmap       | class tables; page bitmaps
-//! L2    | sync config secret counters | the futex lock that names its holder; XALLOC_* options; free-list mask and mark; call counters
+//! L2    | sync config secret counters textout | the futex lock that names its holder; XALLOC_* options; free-list mask and mark; call counters; buffered file output
 //! L1    | debug                   | fatal errors, misuse reports, assertions, no allocation
-//! L0    | os                      | the only module that calls libc or the kernel
+//! L0    | os unwind               | the only module that calls libc or the kernel; the unwinder's stack walk
 //! ```
 //!
 //! `ffi` holds the `#[no_mangle]` exports. The C++ operators are the one other export file,
 //! `cxx`: its `new` forms are naked assembly functions, because an exception from a
 //! `new_handler` or the `std::bad_alloc` they throw must never cross a Rust frame of this
-//! `panic = "abort"` crate (see its docs); its deletes sit beside them. Besides `os`, it is the
-//! one module that calls foreign code: the unwinder's `_Unwind_*` functions, and the C++
-//! runtime through the addresses `os::dlsym_default` finds.
+//! `panic = "abort"` crate (see its docs); its deletes sit beside them. Besides `os` and
+//! `unwind` (the heap profiler's stack walk through `_Unwind_Backtrace`), it is the one module
+//! that calls foreign code: the unwinder's `_Unwind_*` functions, and the C++ runtime through
+//! the addresses `os::dlsym_default` finds.
 //!
 //! # The two data paths
 //!
@@ -69,8 +70,10 @@
 //!    held (the global heap's slab refill checks the purge clock).
 //! 4. `huge::HUGE_LOCK` — the huge-block table. Malloc path: huge blocks, and `free` of
 //!    pointers outside every arena.
+//! 5. `profile::PROF_LOCK` — the heap profiler's tables. Only while the profiler is on: a
+//!    sample taken or a sampled block freed; and while a profile is written.
 //!
-//! The fork prepare handler takes glibc's stdio list lock, then 1-4 in order.
+//! The fork prepare handler takes glibc's stdio list lock, then 1-5 in order.
 //!
 //! Re-entry: each lock's word names the thread that holds it (`sync::RawLock`). A thread that
 //! asks for a lock it already holds — malloc or free called from a signal handler that
@@ -104,14 +107,17 @@ mod config;
 mod counters;
 #[cfg(feature = "override")]
 mod cxx;
+mod dumps;
 pub mod ffi;
 mod fork;
 mod heap;
+mod heapmap;
 mod huge;
 mod medium;
 mod os;
 mod pagemap;
 mod pages;
+mod profile;
 mod purge;
 mod registry;
 mod secret;
@@ -121,8 +127,10 @@ mod span;
 mod span_list;
 mod stats;
 mod sync;
+mod textout;
 mod thread;
 mod tls;
+mod unwind;
 
 /// Largest request served by a medium block (a page run); larger ones are mapped directly.
 pub use crate::medium::MEDIUM_LIMIT;

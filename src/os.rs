@@ -9,8 +9,9 @@
 //! cold paths and say so: [`atfork`], [`key_set`] and [`at_exit`] may call `malloc` (re-entering
 //! us), [`fwrite`] and [`dlsym_default`] may too, and the stdio list functions take glibc's stdio
 //! lock. The file and process calls ([`env_entries`], [`dup_high`], [`open_append`],
-//! [`file_id`], [`pid`], [`rss_now`], [`rss_peak`], ...) serve the options and the statistics
-//! report and never allocate.
+//! [`file_id`], [`pid`], [`rss_now`], [`rss_peak`], [`create_file`], [`read`], ...) serve the
+//! options, the statistics report and the profiler's dumps and never allocate;
+//! [`spawn_detached`] may allocate and [`code_range_of`] takes the loader's lock (set-up only).
 //! [`thread_pointer`] calls nothing: it reads the thread's TCB address, which the x86-64 ABI
 //! keeps at `%fs:0`.
 
@@ -505,6 +506,142 @@ pub fn dlsym_default(name: &core::ffi::CStr) -> *mut libc::c_void {
     let _e = ErrnoGuard::new();
     // SAFETY: RTLD_DEFAULT with a NUL-terminated name has no other precondition.
     unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) }
+}
+
+/// Create (or truncate) `path` for writing, mode 0644; a relative path is taken from directory
+/// descriptor `dir` (`libc::AT_FDCWD` for the current one). Returns the descriptor, or the
+/// `errno` of the failure. Never allocates.
+pub fn create_file(dir: i32, path: &core::ffi::CStr) -> Result<i32, i32> {
+    let _e = ErrnoGuard::new();
+    // SAFETY: path is NUL-terminated; the mode argument is read because of O_CREAT.
+    let r = unsafe {
+        libc::openat(
+            dir,
+            path.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+            0o644 as libc::c_uint,
+        )
+    };
+    if r < 0 {
+        // SAFETY: __errno_location always returns this thread's valid errno slot.
+        Err(unsafe { *libc::__errno_location() })
+    } else {
+        Ok(r)
+    }
+}
+
+/// Open `path` for reading; `None` on failure. Never allocates.
+pub fn open_read(path: &core::ffi::CStr) -> Option<i32> {
+    let _e = ErrnoGuard::new();
+    // SAFETY: path is NUL-terminated.
+    let r = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if r < 0 { None } else { Some(r) }
+}
+
+/// Read up to `buf.len()` bytes from `fd` (retrying on `EINTR`): the count, 0 at the end, or
+/// `None` on an error.
+pub fn read(fd: i32, buf: &mut [u8]) -> Option<usize> {
+    let _e = ErrnoGuard::new();
+    loop {
+        // SAFETY: buf is writable for its length.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+        if n >= 0 {
+            return Some(n as usize);
+        }
+        // SAFETY: __errno_location always returns this thread's valid errno slot.
+        if unsafe { *libc::__errno_location() } != libc::EINTR {
+            return None;
+        }
+    }
+}
+
+/// The target of symbolic link `path` into `buf` (not NUL-terminated): its length, or `None`.
+pub fn readlink(path: &core::ffi::CStr, buf: &mut [u8]) -> Option<usize> {
+    let _e = ErrnoGuard::new();
+    // SAFETY: path is NUL-terminated and buf writable for its length.
+    let n = unsafe {
+        libc::readlink(
+            path.as_ptr(),
+            buf.as_mut_ptr() as *mut libc::c_char,
+            buf.len(),
+        )
+    };
+    if n < 0 { None } else { Some(n as usize) }
+}
+
+/// Run `f` when signal `sig` arrives (`SA_RESTART`, every other signal left alone). `f` must be
+/// async-signal-safe. Returns false if the signal cannot be caught.
+pub fn on_signal(sig: i32, f: extern "C" fn(i32)) -> bool {
+    let _e = ErrnoGuard::new();
+    // SAFETY: zero is a valid sigaction (empty mask, no flags).
+    let mut sa: libc::sigaction = unsafe { core::mem::zeroed() };
+    sa.sa_sigaction = f as usize;
+    sa.sa_flags = libc::SA_RESTART;
+    // SAFETY: sa is a valid, fully initialised sigaction; the old action is not wanted.
+    unsafe { libc::sigaction(sig, &sa, ptr::null_mut()) == 0 }
+}
+
+/// Start a detached thread running `f(0)`. May allocate (the thread's stack and descriptor):
+/// set-up paths only, with no lock of ours held. Returns false on failure.
+pub fn spawn_detached(f: extern "C" fn(*mut libc::c_void) -> *mut libc::c_void) -> bool {
+    let _e = ErrnoGuard::new();
+    // SAFETY: zero is a valid pthread_t to be overwritten.
+    let mut t: libc::pthread_t = unsafe { core::mem::zeroed() };
+    // SAFETY: default attributes; f lives as long as the program.
+    if unsafe { libc::pthread_create(&mut t, ptr::null(), f, ptr::null_mut()) } != 0 {
+        return false;
+    }
+    // SAFETY: t is the thread just created and nobody joins it.
+    unsafe { libc::pthread_detach(t) };
+    true
+}
+
+/// The start and end address of the executable segments of the ELF object (the program or a
+/// shared library) that holds the code address `inside`, and whether that object is the
+/// program itself; `None` if no loaded object holds it. Takes the loader's lock
+/// (`dl_iterate_phdr`) and never allocates: set-up paths only.
+pub fn code_range_of(inside: usize) -> Option<(usize, usize, bool)> {
+    struct Find {
+        inside: usize,
+        found: Option<(usize, usize, bool)>,
+    }
+    extern "C" fn each(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        data: *mut libc::c_void,
+    ) -> i32 {
+        // SAFETY: data is the `Find` passed below; info is valid for this call.
+        let (find, info) = unsafe { (&mut *(data as *mut Find), &*info) };
+        let base = info.dlpi_addr as usize;
+        let (mut lo, mut hi, mut holds) = (usize::MAX, 0, false);
+        for i in 0..info.dlpi_phnum as usize {
+            // SAFETY: the loader's table has dlpi_phnum entries.
+            let ph = unsafe { &*info.dlpi_phdr.add(i) };
+            if ph.p_type != libc::PT_LOAD || ph.p_flags & libc::PF_X == 0 {
+                continue;
+            }
+            let start = base + ph.p_vaddr as usize;
+            let end = start + ph.p_memsz as usize;
+            lo = lo.min(start);
+            hi = hi.max(end);
+            holds |= start <= find.inside && find.inside < end;
+        }
+        if !holds {
+            return 0;
+        }
+        // SAFETY: dlpi_name is a NUL-terminated string (empty for the program).
+        let program = info.dlpi_name.is_null() || unsafe { *info.dlpi_name } == 0;
+        find.found = Some((lo, hi, program));
+        1
+    }
+    let mut find = Find {
+        inside,
+        found: None,
+    };
+    let _e = ErrnoGuard::new();
+    // SAFETY: `each` only reads the loader's records and writes `find`, which outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(each), &mut find as *mut Find as *mut libc::c_void) };
+    find.found
 }
 
 #[cfg(test)]

@@ -12,7 +12,11 @@ use crate::pagemap;
 use crate::purge;
 use crate::span::Span;
 use crate::sync::Guard;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+/// The most pages a request asked for that no existing arena could serve (so a new arena was
+/// mapped for it); 0 if none. For the heap map's fragmentation figures.
+pub static LARGEST_MISS_PAGES: AtomicUsize = AtomicUsize::new(0);
 
 /// A run handed out by [`alloc_run`].
 pub struct Run {
@@ -38,6 +42,9 @@ pub fn alloc_run(n: usize, min_order: Order) -> Option<Run> {
         }
     });
     if found.is_none() {
+        if arena::ARENA_BYTES.load(Ordering::Relaxed) != 0 {
+            LARGEST_MISS_PAGES.fetch_max(n, Ordering::Relaxed);
+        }
         let a = Arena::create();
         if a.is_null() {
             return None;

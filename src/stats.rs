@@ -16,9 +16,11 @@ use crate::debug::LineBuf;
 use crate::huge;
 use crate::os;
 use crate::pages;
+use crate::profile;
 use crate::registry;
 use crate::size_class::{CLASS_SIZE, NUM_CLASSES};
 use crate::span::Kind;
+use crate::textout;
 use core::cell::Cell;
 use core::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
@@ -322,6 +324,23 @@ pub fn print(fd: i32) {
     l.push(b"\n");
     l.write_to(fd);
 
+    if profile::enabled() {
+        let (taken, dropped, live) = profile::counts();
+        let mut l = LineBuf::new();
+        l.push(b"profiler")
+            .spaces(LABEL - 8)
+            .push(b"every ")
+            .bytes(profile::rate())
+            .push(b" on average: ")
+            .dec(taken)
+            .push(b" samples, ")
+            .dec(live as u64)
+            .push(b" live, ")
+            .dec(dropped)
+            .push(b" dropped (tables full)\n");
+        l.write_to(fd);
+    }
+
     let table = class_table();
     let mut l = LineBuf::new();
     l.push(b"size classes with slabs (used: handed out, blocks cached by threads included)\n");
@@ -364,7 +383,7 @@ fn report_fd() -> Option<(i32, bool)> {
     let c = config::get();
     if let Some(name) = c.stats_file {
         let mut path = [0u8; 512];
-        let Some(n) = expand_pid(name, os::pid(), &mut path) else {
+        let Some(n) = textout::expand_pid(name, os::pid(), &mut path) else {
             let mut l = LineBuf::new();
             l.push(b"xalloc: XALLOC_STATS_FILE is too long; statistics not written\n");
             l.write_to(2);
@@ -393,41 +412,6 @@ fn report_fd() -> Option<(i32, bool)> {
         // Our copy is gone (the program closed it): standard error, if it is still open.
         _ => Some((2, false)),
     }
-}
-
-/// `name` with each `%p` replaced by `pid` (and `%%` by `%`) into `out`, NUL-terminated.
-/// Returns the length without the NUL, or `None` if it does not fit.
-fn expand_pid(name: &[u8], pid: u32, out: &mut [u8]) -> Option<usize> {
-    let mut digits = LineBuf::new();
-    digits.dec(pid as u64);
-    let mut n = 0;
-    let mut put = |b: u8, n: &mut usize| -> Option<()> {
-        *out.get_mut(*n)? = b;
-        *n += 1;
-        Some(())
-    };
-    let mut i = 0;
-    while i < name.len() {
-        match (name[i], name.get(i + 1)) {
-            (b'%', Some(b'p')) => {
-                for &d in digits.as_bytes() {
-                    put(d, &mut n)?;
-                }
-                i += 2;
-            }
-            (b'%', Some(b'%')) => {
-                put(b'%', &mut n)?;
-                i += 2;
-            }
-            (0, _) => return None,
-            (b, _) => {
-                put(b, &mut n)?;
-                i += 1;
-            }
-        }
-    }
-    put(0, &mut n)?;
-    Some(n - 1)
 }
 
 extern "C" fn print_at_exit() {
@@ -475,17 +459,6 @@ static REGISTER_EXIT_REPORT: extern "C" fn() = register_exit_report;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn expands_the_pid() {
-        let mut out = [0u8; 32];
-        let n = expand_pid(b"/tmp/s.%p.txt", 4242, &mut out).unwrap();
-        assert_eq!(&out[..=n], b"/tmp/s.4242.txt\0");
-        let n = expand_pid(b"a%%p%q", 7, &mut out).unwrap();
-        assert_eq!(&out[..n], b"a%p%q");
-        assert_eq!(expand_pid(&[b'x'; 40], 1, &mut out), None);
-        assert_eq!(expand_pid(b"a\0b", 1, &mut out), None);
-    }
 
     #[test]
     #[cfg(feature = "override")]

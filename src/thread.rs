@@ -125,18 +125,24 @@ unsafe extern "C" fn thread_exit(arg: *mut libc::c_void) {
 /// instructions: TLS read, then [`Heap::alloc_fast`].
 #[inline(always)]
 pub fn alloc_small(c: SizeClass) -> *mut u8 {
-    let h = tls::heap();
+    alloc_small_in(tls::heap(), c)
+}
+
+/// [`alloc_small`] for a caller that already read the thread's heap: `h` is `tls::heap()`.
+#[inline(always)]
+pub fn alloc_small_in(h: *mut Heap, c: SizeClass) -> *mut u8 {
+    xa_assert!(h == tls::heap());
     // SAFETY: h is the thread's heap or a static empty one.
     let p = unsafe { Heap::alloc_fast(h, c) };
     if !p.is_null() {
         return p;
     }
-    alloc_small_slow(h, c)
+    alloc_small_slow(c, h)
 }
 
 #[cold]
 #[inline(never)]
-fn alloc_small_slow(h: *mut Heap, c: SizeClass) -> *mut u8 {
+fn alloc_small_slow(c: SizeClass, h: *mut Heap) -> *mut u8 {
     let p = if h == EMPTY_HEAP.get() {
         if thread_init().is_null() {
             ptr::null_mut()

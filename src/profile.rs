@@ -1,0 +1,580 @@
+//! L4: the sampling heap profiler's state — when to take a sample, and what the samples are —
+//! and the profile dump (format: `docs/profile-format.md`).
+//!
+//! # Sampling
+//! Each thread counts down the bytes it allocates; when a request reaches the end of the
+//! count, that request is sampled and a new count is drawn from an exponential distribution of
+//! mean `rate` (`XALLOC_PROF_RATE`). Sample points are then a Poisson process over the bytes
+//! allocated, as in tcmalloc and Go's runtime: a request of `s` bytes is sampled with
+//! probability `p(s) = 1 - exp(-s / rate)`, independently of what came before. A sample
+//! therefore stands for `1 / p(s)` requests like it, `s / p(s)` bytes (its *weight*), and the
+//! sum of the weights of the samples taken at a call site is an unbiased estimate of the bytes
+//! allocated there (and, over the samples still live, of its live bytes). Small blocks weigh
+//! about `rate`, blocks much larger than `rate` weigh their size.
+//!
+//! The count lives in a thread-local slot read only off the fast path: `alloc`'s fast path
+//! serves requests up to [`small_limit`], which is the slab limit while the profiler is off and
+//! 0 while it is on, so every request then takes `alloc`'s cold path, which counts it. The
+//! test costs nothing: it compares with a memory operand where it compared with a constant,
+//! the same instruction count.
+//!
+//! A sampled request gets a block of its own pages (a medium block, or a huge one), whatever
+//! its size, so that its `free` leaves the fast path too and can [`forget`] it; the small
+//! blocks' fast `free` never looks for samples.
+//!
+//! # Records
+//! A sample's stack ([`crate::unwind`]) is interned in a table of distinct stacks, each with
+//! its cumulative sample count and weight; each sampled block that is still allocated has an
+//! entry in the live table, keyed by address, removed by [`forget`]. Both tables live in
+//! memory mapped here at start-up (reserved, touched as they fill), under [`PROF_LOCK`], which
+//! is never held while calling anything that allocates or takes another lock. When a table is
+//! full further samples are counted as dropped.
+
+use crate::os;
+use crate::size_class::SLAB_LIMIT;
+use crate::sync::{Guard, RawLock};
+use crate::textout::FileOut;
+use crate::unwind;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+/// Lock 5 in the lock order: the stack and live tables.
+pub static PROF_LOCK: RawLock = RawLock::new("PROF_LOCK");
+
+/// Frames kept per sample.
+pub const MAX_FRAMES: usize = 64;
+/// Distinct stacks (a power of two; at most 3/4 used).
+const STACK_SLOTS: usize = 1 << 16;
+/// Frames stored over all distinct stacks.
+const FRAME_POOL: usize = 1 << 21;
+/// Live sampled blocks (a power of two; at most 3/4 used).
+const LIVE_SLOTS: usize = 1 << 18;
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+/// Requests up to this many bytes take `alloc`'s fast path: [`SLAB_LIMIT`], or 0 while the
+/// profiler is on.
+static SMALL_LIMIT: AtomicUsize = AtomicUsize::new(SLAB_LIMIT);
+
+/// The largest request `alloc`'s fast path serves (see the module docs).
+#[inline(always)]
+pub fn small_limit() -> usize {
+    SMALL_LIMIT.load(Ordering::Relaxed)
+}
+static RATE: AtomicU64 = AtomicU64::new(512 * 1024);
+/// The allocator's own code (left out of stacks): start and end, or 0..0.
+static OWN_CODE: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+static RNG: AtomicU64 = AtomicU64::new(0);
+/// Samples taken, samples dropped for lack of room (under PROF_LOCK; atomic for lock-free reads).
+static TAKEN: AtomicU64 = AtomicU64::new(0);
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+/// The tables, mapped by [`enable`].
+static TABLES: AtomicUsize = AtomicUsize::new(0);
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Stack {
+    hash: u64,
+    /// First frame in the pool.
+    first: u32,
+    /// Frames; 0 for an empty slot (a stored stack has at least one, or a placeholder).
+    len: u32,
+    /// Samples taken at this stack.
+    count: u64,
+    /// Their summed weight (bytes).
+    weight: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Live {
+    /// Block address; 0 for an empty slot.
+    addr: usize,
+    size: usize,
+    weight: u64,
+    stack: usize,
+}
+
+#[repr(C)]
+struct Tables {
+    stacks: [Stack; STACK_SLOTS],
+    frames: [usize; FRAME_POOL],
+    live: [Live; LIVE_SLOTS],
+    frames_used: usize,
+    stacks_used: usize,
+    live_used: usize,
+}
+
+// The per-thread slots: bytes left before the next sample (0: not drawn yet), and a flag set
+// while the thread captures a stack (an allocation by the unwinder is never sampled).
+core::arch::global_asm!(
+    ".pushsection .tbss,\"awT\",@nobits",
+    ".p2align 3",
+    ".globl xalloc_tls_prof_left",
+    ".hidden xalloc_tls_prof_left",
+    ".type xalloc_tls_prof_left,@object",
+    ".size xalloc_tls_prof_left, 8",
+    "xalloc_tls_prof_left:",
+    ".zero 8",
+    ".globl xalloc_tls_prof_busy",
+    ".hidden xalloc_tls_prof_busy",
+    ".type xalloc_tls_prof_busy,@object",
+    ".size xalloc_tls_prof_busy, 8",
+    "xalloc_tls_prof_busy:",
+    ".zero 8",
+    ".popsection",
+);
+
+macro_rules! tls_slot {
+    ($get:ident, $set:ident, $sym:literal) => {
+        #[inline(always)]
+        fn $get() -> u64 {
+            let v: u64;
+            // SAFETY: reads the GOT entry holding the slot's offset from the thread pointer,
+            // then the thread's own slot (initial-exec TLS, valid in every thread).
+            unsafe {
+                core::arch::asm!(
+                    concat!("mov {off}, qword ptr [rip + ", $sym, "@GOTTPOFF]"),
+                    "mov {v}, qword ptr fs:[{off}]",
+                    off = out(reg) _,
+                    v = out(reg) v,
+                    options(nostack, readonly, preserves_flags)
+                );
+            }
+            v
+        }
+
+        #[inline(always)]
+        fn $set(v: u64) {
+            // SAFETY: writes the calling thread's own slot (see the reader).
+            unsafe {
+                core::arch::asm!(
+                    concat!("mov {off}, qword ptr [rip + ", $sym, "@GOTTPOFF]"),
+                    "mov qword ptr fs:[{off}], {v}",
+                    off = out(reg) _,
+                    v = in(reg) v,
+                    options(nostack, preserves_flags)
+                );
+            }
+        }
+    };
+}
+
+tls_slot!(left, set_left, "xalloc_tls_prof_left");
+tls_slot!(busy, set_busy, "xalloc_tls_prof_busy");
+
+/// Whether the profiler is on.
+#[inline]
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// The mean sampling interval in bytes.
+pub fn rate() -> u64 {
+    RATE.load(Ordering::Relaxed)
+}
+
+/// Turn the profiler on with mean interval `rate` bytes (at least 1), leaving the code from
+/// `own_code.0` to `own_code.1` out of stacks. Maps the tables; false if that fails. Set-up
+/// only (before threads sample); later calls only change the rate.
+pub fn enable(rate: u64, own_code: (usize, usize)) -> bool {
+    RATE.store(rate.max(1), Ordering::Relaxed);
+    OWN_CODE[0].store(own_code.0, Ordering::Relaxed);
+    OWN_CODE[1].store(own_code.1, Ordering::Relaxed);
+    if TABLES.load(Ordering::Relaxed) == 0 {
+        let t = os::map(core::mem::size_of::<Tables>().next_multiple_of(os::PAGE));
+        if t.is_null() {
+            return false;
+        }
+        TABLES.store(t as usize, Ordering::Relaxed);
+        let seed = os::startup_random();
+        RNG.store(seed[0] ^ seed[1].rotate_left(17), Ordering::Relaxed);
+    }
+    ENABLED.store(true, Ordering::Release);
+    SMALL_LIMIT.store(0, Ordering::Relaxed);
+    true
+}
+
+/// A uniform 64-bit value (splitmix64 over a shared counter: one atomic add per call, which
+/// happens once per sample).
+fn random() -> u64 {
+    let mut z = RNG
+        .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+        .wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Bytes until the next sample: exponential with mean `rate` (inverse transform of a uniform
+/// in (0, 1]), at least 1.
+fn next_interval(rate: u64) -> u64 {
+    let u = ((random() >> 11) + 1) as f64 / (1u64 << 53) as f64;
+    let x = -u.ln() * rate as f64;
+    if x < 1.0 {
+        1
+    } else if x > 1e15 {
+        1_000_000_000_000_000
+    } else {
+        x as u64
+    }
+}
+
+/// The bytes a sample of a `size`-byte request stands for: `size / p(size)` with
+/// `p(size) = 1 - exp(-size / rate)`, the probability that such a request is sampled.
+pub fn weight(size: usize, rate: u64) -> u64 {
+    let s = size.max(1) as f64;
+    let p = -(-s / rate as f64).exp_m1();
+    (s / p).round() as u64
+}
+
+/// Count a request of `size` bytes against the calling thread's interval: `Some(weight)` when
+/// this request is to be sampled. Never samples while the thread captures a stack.
+pub fn take_sample(size: usize) -> Option<u64> {
+    let rate = rate();
+    let mut l = left();
+    if l == 0 {
+        l = next_interval(rate);
+    }
+    let s = size as u64;
+    if l > s {
+        set_left(l - s);
+        return None;
+    }
+    set_left(next_interval(rate));
+    if busy() != 0 {
+        return None;
+    }
+    Some(weight(size, rate))
+}
+
+fn tables() -> *mut Tables {
+    TABLES.load(Ordering::Relaxed) as *mut Tables
+}
+
+fn hash_frames(f: &[usize]) -> u64 {
+    let mut h = 0xCBF2_9CE4_8422_2325u64 ^ f.len() as u64;
+    for &a in f {
+        h = (h ^ a as u64)
+            .wrapping_mul(0x0000_0100_0000_01B3)
+            .rotate_left(29);
+    }
+    h | 1
+}
+
+/// The slot of stack `f`, added if new; `None` when the tables are full. Under PROF_LOCK.
+fn intern(t: &mut Tables, f: &[usize]) -> Option<usize> {
+    let h = hash_frames(f);
+    let mut i = (h as usize) & (STACK_SLOTS - 1);
+    loop {
+        let s = t.stacks[i];
+        if s.len == 0 {
+            break;
+        }
+        if s.hash == h
+            && s.len as usize == f.len().max(1)
+            && (f.is_empty() || t.frames[s.first as usize..][..f.len()] == *f)
+        {
+            return Some(i);
+        }
+        i = (i + 1) & (STACK_SLOTS - 1);
+    }
+    // A stack of no frames (the unwinder found none) is kept as one frame of address 0.
+    let n = f.len().max(1);
+    if t.stacks_used >= STACK_SLOTS / 4 * 3 || t.frames_used + n > FRAME_POOL {
+        return None;
+    }
+    let first = t.frames_used;
+    if f.is_empty() {
+        t.frames[first] = 0;
+    } else {
+        t.frames[first..first + n].copy_from_slice(f);
+    }
+    t.frames_used += n;
+    t.stacks_used += 1;
+    t.stacks[i] = Stack {
+        hash: h,
+        first: first as u32,
+        len: n as u32,
+        count: 0,
+        weight: 0,
+    };
+    Some(i)
+}
+
+#[inline]
+fn live_home(addr: usize) -> usize {
+    ((addr >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) & (LIVE_SLOTS - 1)
+}
+
+/// Record block `p` of `size` bytes as a sample of weight `weight`, with the calling thread's
+/// stack. Call with no lock held, after the block was allocated.
+pub fn record(p: *mut u8, size: usize, weight: u64) {
+    let mut frames = [0usize; MAX_FRAMES];
+    set_busy(1);
+    let skip = (
+        OWN_CODE[0].load(Ordering::Relaxed),
+        OWN_CODE[1].load(Ordering::Relaxed),
+    );
+    let n = unwind::backtrace(&mut frames, skip);
+    set_busy(0);
+    let _g = Guard::new(&PROF_LOCK);
+    // SAFETY: the tables are mapped (the profiler is on) and ours under PROF_LOCK.
+    let t = unsafe { &mut *tables() };
+    if t.live_used >= LIVE_SLOTS / 4 * 3 {
+        DROPPED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let Some(id) = intern(t, &frames[..n]) else {
+        DROPPED.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    t.stacks[id].count += 1;
+    t.stacks[id].weight += weight;
+    let mut i = live_home(p as usize);
+    while t.live[i].addr != 0 {
+        i = (i + 1) & (LIVE_SLOTS - 1);
+    }
+    t.live[i] = Live {
+        addr: p as usize,
+        size,
+        weight,
+        stack: id,
+    };
+    t.live_used += 1;
+    TAKEN.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Forget block `p` if it was sampled (it is being freed). Returns whether it was.
+pub fn forget(p: *mut u8) -> bool {
+    if TABLES.load(Ordering::Relaxed) == 0 {
+        return false;
+    }
+    let _g = Guard::new(&PROF_LOCK);
+    // SAFETY: the tables are mapped and ours under PROF_LOCK.
+    let t = unsafe { &mut *tables() };
+    let addr = p as usize;
+    let mut i = live_home(addr);
+    loop {
+        let a = t.live[i].addr;
+        if a == addr {
+            break;
+        }
+        if a == 0 {
+            return false;
+        }
+        i = (i + 1) & (LIVE_SLOTS - 1);
+    }
+    // Backward-shift deletion: move later entries of the probe chain into the hole.
+    let mut j = i;
+    loop {
+        j = (j + 1) & (LIVE_SLOTS - 1);
+        let e = t.live[j];
+        if e.addr == 0 {
+            break;
+        }
+        let home = live_home(e.addr);
+        let between = if i <= j {
+            i < home && home <= j
+        } else {
+            i < home || home <= j
+        };
+        if !between {
+            t.live[i] = e;
+            i = j;
+        }
+    }
+    t.live[i].addr = 0;
+    t.live_used -= 1;
+    true
+}
+
+/// Samples taken, dropped, and live now.
+pub fn counts() -> (u64, u64, usize) {
+    let live = if TABLES.load(Ordering::Relaxed) == 0 {
+        0
+    } else {
+        let _g = Guard::new(&PROF_LOCK);
+        // SAFETY: mapped; read under PROF_LOCK.
+        unsafe { (*tables()).live_used }
+    };
+    (
+        TAKEN.load(Ordering::Relaxed),
+        DROPPED.load(Ordering::Relaxed),
+        live,
+    )
+}
+
+fn put_frames(o: &mut FileOut, t: &Tables, id: usize) {
+    let s = t.stacks[id];
+    for &a in &t.frames[s.first as usize..][..s.len as usize] {
+        o.put(b" ").hex(a);
+    }
+}
+
+/// Write the profile to `fd` (`docs/profile-format.md`). Holds PROF_LOCK while it writes, so
+/// sampling threads wait for it.
+pub fn dump(fd: i32) {
+    let mut o = FileOut::new(fd);
+    o.put(b"xalloc-heap-profile 1\npid ")
+        .dec(os::pid() as u64)
+        .put(b"\nrate ")
+        .dec(rate())
+        .put(b"\n");
+    let mut exe = [0u8; 4096];
+    if let Some(n) = os::readlink(c"/proc/self/exe", &mut exe) {
+        o.put(b"exe ").put(&exe[..n]).put(b"\n");
+    }
+    write_maps(&mut o);
+    if TABLES.load(Ordering::Relaxed) != 0 {
+        let _g = Guard::new(&PROF_LOCK);
+        // SAFETY: mapped; read under PROF_LOCK.
+        let t = unsafe { &*tables() };
+        for e in t.live.iter().filter(|e| e.addr != 0) {
+            o.put(b"live ").dec(e.size as u64).put(b" ").dec(e.weight);
+            put_frames(&mut o, t, e.stack);
+            o.put(b"\n");
+        }
+        for (id, s) in t.stacks.iter().enumerate() {
+            if s.len != 0 && s.count != 0 {
+                o.put(b"alloc ").dec(s.count).put(b" ").dec(s.weight);
+                put_frames(&mut o, t, id);
+                o.put(b"\n");
+            }
+        }
+        o.put(b"dropped ")
+            .dec(DROPPED.load(Ordering::Relaxed))
+            .put(b"\n");
+    }
+    o.put(b"end\n");
+}
+
+/// Copy the executable file mappings of `/proc/self/maps` as `map` lines.
+fn write_maps(o: &mut FileOut) {
+    let Some(fd) = os::open_read(c"/proc/self/maps") else {
+        return;
+    };
+    let mut buf = [0u8; 8192];
+    let mut have = 0;
+    while let Some(n) = os::read(fd, &mut buf[have..]) {
+        have += n;
+        let mut start = 0;
+        while let Some(nl) = buf[start..have].iter().position(|&b| b == b'\n') {
+            map_line(o, &buf[start..start + nl]);
+            start += nl + 1;
+        }
+        if n == 0 {
+            break;
+        }
+        if start == 0 && have == buf.len() {
+            // A line longer than the buffer: drop it.
+            have = 0;
+            continue;
+        }
+        buf.copy_within(start..have, 0);
+        have -= start;
+    }
+    os::close(fd);
+}
+
+/// One `/proc/self/maps` line (`START-END PERMS OFFSET DEV INODE PATH`) as a `map` line, if it
+/// maps a file with execute permission.
+fn map_line(o: &mut FileOut, line: &[u8]) {
+    let mut f = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
+    let (Some(range), Some(perms), Some(off)) = (f.next(), f.next(), f.next()) else {
+        return;
+    };
+    if perms.get(2) != Some(&b'x') {
+        return;
+    }
+    let Some(slash) = line.iter().position(|&b| b == b'/') else {
+        return;
+    };
+    let Some(dash) = range.iter().position(|&b| b == b'-') else {
+        return;
+    };
+    o.put(b"map 0x")
+        .put(&range[..dash])
+        .put(b" 0x")
+        .put(&range[dash + 1..])
+        .put(b" 0x")
+        .put(off)
+        .put(b" ")
+        .put(&line[slash..])
+        .put(b"\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_are_unbiased_estimates() {
+        let rate = 512 * 1024;
+        // a block far above the rate is always sampled: it stands for itself
+        assert_eq!(weight(64 << 20, rate), 64 << 20);
+        // a small block stands for about `rate` bytes (s / (1 - e^(-s/r)) -> r + s/2)
+        let w = weight(64, rate);
+        assert!((rate + 32 - 1..=rate + 32 + 1).contains(&w), "{w}");
+        // at size == rate: r / (1 - 1/e)
+        let w = weight(rate as usize, rate) as f64;
+        assert!((w - rate as f64 / (1.0 - (-1.0f64).exp())).abs() < 2.0);
+    }
+
+    #[test]
+    fn intervals_have_the_mean_rate() {
+        let rate = 1000u64;
+        let n = 200_000;
+        let sum: u64 = (0..n).map(|_| next_interval(rate)).sum();
+        let mean = sum as f64 / n as f64;
+        // standard error of the mean is rate / sqrt(n) ~ 2.2
+        assert!((mean - rate as f64).abs() < 15.0, "mean {mean}");
+    }
+
+    #[test]
+    fn stacks_are_interned_once() {
+        let t = os::map(core::mem::size_of::<Tables>().next_multiple_of(os::PAGE)) as *mut Tables;
+        assert!(!t.is_null());
+        // SAFETY: freshly mapped zeroed memory is a valid empty Tables.
+        let t = unsafe { &mut *t };
+        let a = intern(t, &[1, 2, 3]).unwrap();
+        let b = intern(t, &[1, 2, 4]).unwrap();
+        let e = intern(t, &[]).unwrap();
+        assert_ne!(a, b);
+        assert_ne!(a, e);
+        assert_eq!(intern(t, &[1, 2, 3]), Some(a));
+        assert_eq!(intern(t, &[]), Some(e));
+        assert_eq!(t.stacks_used, 3);
+        assert_eq!(t.frames_used, 7);
+    }
+
+    #[test]
+    fn map_lines_keep_executable_files() {
+        let mut fds = [0i32; 2];
+        // SAFETY: fds is a valid out-array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        {
+            let mut o = FileOut::new(fds[1]);
+            map_line(
+                &mut o,
+                b"55d0c0a00000-55d0c0c00000 r-xp 00001000 08:01 1234   /usr/bin/x y",
+            );
+            map_line(
+                &mut o,
+                b"7f0000000000-7f0000001000 rw-p 00000000 08:01 1234   /usr/bin/x",
+            );
+            map_line(
+                &mut o,
+                b"7ffd0000000-7ffd0001000 r-xp 00000000 00:00 0   [vdso]",
+            );
+        }
+        // SAFETY: our pipe end.
+        unsafe { libc::close(fds[1]) };
+        let mut buf = [0u8; 512];
+        let n = os::read(fds[0], &mut buf).unwrap();
+        // SAFETY: our pipe end.
+        unsafe { libc::close(fds[0]) };
+        assert_eq!(
+            &buf[..n],
+            b"map 0x55d0c0a00000 0x55d0c0c00000 0x00001000 /usr/bin/x y\n"
+        );
+    }
+}
