@@ -48,19 +48,24 @@ pub fn malloc(size: usize) -> *mut u8 {
     if size <= unsafe { Heap::small_limit(h) } {
         return thread::alloc_small_in(h, class_of(size));
     }
-    malloc_cold(size)
+    malloc_cold(size, h)
 }
 
-/// `malloc` past the fast path: a medium or huge block, any request while the profiler is on,
-/// and a thread's first request.
+/// `malloc` past the fast path (`h` is the thread's heap, which `malloc` read already): a
+/// thread's first request, any request while the profiler is on, a medium or huge block.
+/// A small request the profiler does not sample costs a countdown here and the usual small
+/// path.
 #[cold]
 #[inline(never)]
-fn malloc_cold(size: usize) -> *mut u8 {
-    if profile::enabled() {
+fn malloc_cold(size: usize, h: *mut Heap) -> *mut u8 {
+    if size <= SLAB_LIMIT {
+        if profile::count_unsampled(size) || !profile::enabled() {
+            return thread::alloc_small_in(h, class_of(size));
+        }
         return profiled(size, 16).0;
     }
-    if size <= SLAB_LIMIT {
-        return thread::alloc_small(class_of(size));
+    if profile::enabled() {
+        return profiled(size, 16).0;
     }
     malloc_big(size, PAGE).0
 }

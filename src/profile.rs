@@ -226,6 +226,20 @@ pub fn weight(size: usize, rate: u64) -> u64 {
     (s / p).round() as u64
 }
 
+/// Count a request of `size` bytes against the calling thread's interval when it does not
+/// reach the end of it: true then (the request is not sampled). False when it may be sampled,
+/// or the interval is not drawn yet (always, while the profiler is off): then the caller asks
+/// [`take_sample`].
+#[inline(always)]
+pub fn count_unsampled(size: usize) -> bool {
+    let l = left();
+    if l > size as u64 {
+        set_left(l - size as u64);
+        return true;
+    }
+    false
+}
+
 /// Count a request of `size` bytes against the calling thread's interval: `Some(weight)` when
 /// this request is to be sampled. Never samples while the thread captures a stack.
 pub fn take_sample(size: usize) -> Option<u64> {

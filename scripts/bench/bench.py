@@ -47,7 +47,13 @@ ALLOCATORS = {
     "tcmalloc": (LIBDIR + "/libtcmalloc_minimal.so.4", "libtcmalloc-minimal4"),
     "mimalloc": (LIBDIR + "/libmimalloc.so.2", "libmimalloc2.0"),
     "xalloc": (os.path.join(ROOT, "target", "release", "libxalloc.so"), None),
+    # xalloc with its heap profiler on at the default rate (not in the default list: name it
+    # with --allocs to measure the profiler's cost)
+    "xalloc-prof": (os.path.join(ROOT, "target", "release", "libxalloc.so"), None),
 }
+# environment an allocator runs with
+ALLOC_ENV = {"xalloc-prof": {"XALLOC_PROF": "1", "XALLOC_PROF_FILE": "/dev/null"}}
+DEFAULT_ALLOCS = ["glibc", "jemalloc", "tcmalloc", "mimalloc", "xalloc"]
 BASELINE = "mimalloc"
 COLORS = {
     "glibc": "#8c8c8c",
@@ -55,6 +61,7 @@ COLORS = {
     "tcmalloc": "#f28e2b",
     "mimalloc": "#59a14f",
     "xalloc": "#e15759",
+    "xalloc-prof": "#b07aa1",
 }
 
 
@@ -281,7 +288,7 @@ def write_markdown(path, med, benches, allocs, info, fp, args, elapsed):
                     cell += f" ({v / med[n][BASELINE][key]:.2f})"
                 row.append(cell)
             if "xalloc" in allocs and "xalloc" in med[n]:
-                peers = [med[n][a][key] for a in allocs if a != "xalloc" and a in med[n]]
+                peers = [med[n][a][key] for a in allocs if not a.startswith("xalloc") and a in med[n]]
                 if peers:
                     r = med[n]["xalloc"][key] / min(peers)
                     row.append(f"**{r:.2f}**" if r > 1.25 else f"{r:.2f}")
@@ -350,7 +357,7 @@ def write_summary(path, med, benches, allocs, fp):
     if "xalloc" not in allocs or BASELINE not in allocs:
         return
     names = [b[0] for b in benches if b[0] in med and "xalloc" in med[b[0]] and BASELINE in med[b[0]]]
-    peers = [a for a in allocs if a != "xalloc"]
+    peers = [a for a in allocs if not a.startswith("xalloc")]
     L = ["| benchmark | xalloc wall (s) | vs mimalloc | vs best peer | xalloc peak RSS (MiB) | vs mimalloc | vs best peer |",
          "|---|---:|---:|---:|---:|---:|---:|"]
     for n in names:
@@ -454,7 +461,7 @@ def run_scaling(args, allocs, counts, scale, bindir, measure, work, out):
             for rep in range(args.reps):
                 order = allocs[rep % len(allocs):] + allocs[:rep % len(allocs)]
                 for a in order:
-                    r = run_once(measure, argv, ALLOCATORS[a][0], {}, work)
+                    r = run_once(measure, argv, ALLOCATORS[a][0], ALLOC_ENV.get(a, {}), work)
                     runs[a].append(r["extra"].get("ops", 0) / max(r["extra"].get("secs", 0), 1e-9))
             res.setdefault(name, {})[t] = {a: statistics.median(v) for a, v in runs.items()}
             print(f"{name:20} {t:3} threads " + " ".join(f"{a}={res[name][t][a] / 1e6:.2f}M/s" for a in allocs),
@@ -524,7 +531,8 @@ def main():
     ap.add_argument("--scale", type=float)
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--only", help="comma-separated benchmark names")
-    ap.add_argument("--allocs", default=",".join(ALLOCATORS))
+    ap.add_argument("--allocs", default=",".join(DEFAULT_ALLOCS),
+                    help="comma-separated, from " + ", ".join(ALLOCATORS))
     ap.add_argument("--out", help="output folder (default scripts/bench/results, or results/quick)")
     ap.add_argument("--no-callgrind", action="store_true")
     ap.add_argument("--no-real", action="store_true", help="skip the real-program workloads")
@@ -572,7 +580,8 @@ def main():
                 # rotate the order every repetition so no allocator always runs first
                 order = allocs[rep % len(allocs):] + allocs[:rep % len(allocs)]
                 for a in order:
-                    raw[name][a].append(run_once(measure, argv, ALLOCATORS[a][0], env, work))
+                    raw[name][a].append(run_once(measure, argv, ALLOCATORS[a][0],
+                                                  {**env, **ALLOC_ENV.get(a, {})}, work))
             med_now = summarize({name: raw[name]}, allocs)[name]
             for a in allocs:
                 line += f" {a}={med_now[a]['wall']:.2f}s/{med_now[a]['rss_kb'] / 1024:.0f}M"
