@@ -10,6 +10,7 @@ use crate::heapmap;
 use crate::os;
 use crate::profile;
 use crate::textout;
+use crate::unwind;
 use core::ffi::CStr;
 use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
@@ -116,6 +117,7 @@ extern "C" fn setup() {
             Some((lo, hi, false)) => (lo, hi),
             _ => (0, 0),
         };
+        unwind::init(os::dlsym_default(c"_dl_find_object"));
         profile::enable(c.prof_rate as u64, own);
     }
     os::at_exit(at_exit);
