@@ -85,8 +85,10 @@ int main(void)
         CHECK(keep[i] != NULL);
         memset(keep[i], i & 0xff, SZ);
     }
-    const char *path = "target/c-tests/prof_dump.heap";
-    CHECK(dump(path) == 0);
+    // each trial (preload, direct) runs at the same time: one file per process
+    char path[128];
+    snprintf(path, sizeof path, "target/c-tests/prof_dump.%d.heap", (int)getpid());
+    CHECK(dump("target/c-tests/prof_dump.%p.heap") == 0);
     struct summary a = read_dump(path);
     CHECK(a.header == 1 && a.end == 1);
     CHECKF(a.maps >= 2, "%d map lines", a.maps);
@@ -110,6 +112,7 @@ int main(void)
     CHECK(b.alloc_lines >= a.alloc_lines);
     // a file that cannot be created: the errno comes back
     CHECK(dump("/nonexistent-dir/x.heap") == ENOENT);
+    unlink(path);
     printf("ok %d samples, estimate %.0f of %.0f bytes\n", a.live_sz, est, real);
     return 0;
 }

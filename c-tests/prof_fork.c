@@ -38,7 +38,7 @@ static void *dumper(void *arg)
 {
     (void)arg;
     while (!stop)
-        CHECK(dump("target/c-tests/prof_fork.parent.heap") == 0);
+        CHECK(dump("target/c-tests/prof_fork.parent.%p.heap") == 0);
     return NULL;
 }
 

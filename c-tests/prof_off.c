@@ -17,14 +17,16 @@ int main(void)
     dump_fn dump = (dump_fn)dlsym(RTLD_DEFAULT, "xa_prof_dump");
     dump_fn map = (dump_fn)dlsym(RTLD_DEFAULT, "xa_heap_map");
     CHECK(dump != NULL && map != NULL);
-    const char *p = "target/c-tests/prof_off.heap";
+    char p[128], m[128];
+    snprintf(p, sizeof p, "target/c-tests/prof_off.%d.heap", (int)getpid());
+    snprintf(m, sizeof m, "target/c-tests/prof_off.%d.map", (int)getpid());
     unlink(p);
     CHECK(dump(p) == ENODEV);
     CHECK(access(p, F_OK) != 0);
     CHECK(map(NULL) == EINVAL);
     void *x = malloc(100);
-    CHECK(map("target/c-tests/prof_off.map") == 0);
-    FILE *f = fopen("target/c-tests/prof_off.map", "r");
+    CHECK(map(m) == 0);
+    FILE *f = fopen(m, "r");
     CHECK(f != NULL);
     char line[256];
     CHECK(fgets(line, sizeof line, f) && strcmp(line, "xalloc-heap-map 1\n") == 0);
@@ -34,6 +36,7 @@ int main(void)
         end += strcmp(line, "end\n") == 0;
     }
     fclose(f);
+    unlink(m);
     CHECK(slabs >= 1 && end == 1);
     free(x);
     printf("ok\n");

@@ -141,8 +141,10 @@ int main(void)
                 free(handoff[i][j].p);
             }
     int (*dump)(const char *) = (int (*)(const char *))dlsym(RTLD_DEFAULT, "xa_prof_dump");
-    CHECK(dump != NULL && dump("target/c-tests/prof_stress.heap") == 0);
-    FILE *f = fopen("target/c-tests/prof_stress.heap", "r");
+    char path[128];
+    snprintf(path, sizeof path, "target/c-tests/prof_stress.%d.heap", (int)getpid());
+    CHECK(dump != NULL && dump(path) == 0);
+    FILE *f = fopen(path, "r");
     CHECK(f != NULL);
     char line[8192];
     int live = 0, alloc = 0;
@@ -153,6 +155,7 @@ int main(void)
         alloc += strncmp(line, "alloc ", 6) == 0;
     }
     fclose(f);
+    unlink(path);
     CHECKF(live == 0, "%d large samples still live after everything was freed", live);
     CHECK(alloc > 0);
     printf("ok\n");

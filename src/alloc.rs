@@ -148,10 +148,10 @@ fn malloc_big(size: usize, align: usize) -> (*mut u8, bool) {
 #[inline(always)]
 pub unsafe fn free(p: *mut u8) {
     // Null needs no test here: no arena covers address 0, so it takes the cold path below.
-    let s = pagemap::span_of(p as usize);
-    if s.is_null() {
+    let Some(s) = pagemap::lookup(p as usize) else {
         return free_unmapped(p);
-    }
+    };
+    let s = s.as_ptr();
     // SAFETY: span_of returns valid span headers.
     if !unsafe { (*s).is_block_start(p as usize) } {
         return free_rejected(s, p);
@@ -204,10 +204,10 @@ unsafe fn free_by_kind(s: *mut Span, p: *mut u8) {
 /// As for [`free`].
 #[inline(always)]
 pub unsafe fn free_sized(p: *mut u8, size: usize, align: usize) {
-    let s = pagemap::span_of(p as usize);
-    if s.is_null() {
+    let Some(s) = pagemap::lookup(p as usize) else {
         return free_unmapped_sized(p, size);
-    }
+    };
+    let s = s.as_ptr();
     // SAFETY: span_of returns valid span headers.
     let span = unsafe { &*s };
     if !span.is_block_start(p as usize) {
@@ -324,7 +324,10 @@ fn free_rejected_as(s: *mut Span, p: *mut u8, call: &str) {
 #[inline(never)]
 fn free_bad(s: *mut Span, p: *mut u8, call: &str) -> ! {
     // SAFETY: s is a valid span header.
-    if unsafe { (*s).kind() } == Kind::Unused && !pagemap::inside_live_medium(p as usize) {
+    if unsafe { (*s).kind() } == Kind::Unused
+        && pagemap::is_freed_marker(s)
+        && !pagemap::inside_live_medium(p as usize)
+    {
         misuse(call, "double free", p as usize)
     }
     misuse(call, "invalid pointer", p as usize)

@@ -43,6 +43,17 @@ pub const MAX_RUN_PAGES: usize = ARENA_PAGES / 2;
 
 const WORDS: usize = ARENA_PAGES / 64;
 
+/// A span that is never written.
+#[repr(transparent)]
+pub struct Marker(pub core::cell::UnsafeCell<Span>);
+// SAFETY: never written after construction (no heap owns it and it has no blocks, so every
+// write path is cut off before touching it).
+unsafe impl Sync for Marker {}
+
+/// The page-map entry of pages no run has covered yet: an unused span in which no pointer is a
+/// block start.
+pub static NEVER_USED: Marker = Marker(core::cell::UnsafeCell::new(Span::empty()));
+
 /// Lock 3 in the lock order (see the crate docs): every arena's buddy state and bitmaps, the
 /// arena list, and the page counters below.
 pub static PAGE_LOCK: RawLock = RawLock::new("PAGE_LOCK");
@@ -74,7 +85,8 @@ pub static PEAK_IN_USE_PAGES: AtomicUsize = AtomicUsize::new(0);
 ///   chosen by the purge policy to be purged next);
 /// - `dirty_pages`, `due_pages` and `purging_pages` count the set bits of `dirty`, `due` and
 ///   `purging`;
-/// - `pagemap[i]` is null or an unused span (the freed-run marker) for free, purging and
+/// - `pagemap[i]` is never null: it is an unused span ([`NEVER_USED`], or the page map's
+///   freed-run marker) for free, purging and
 ///   header pages; a live slab maps every page of its run to its span, a live medium run only
 ///   its first page (its other pages hold null or the marker).
 ///
@@ -140,7 +152,9 @@ impl Arena {
         a
     }
 
-    /// Map and initialise an arena that is on no list.
+    /// Map and initialise an arena that is on no list. Every page-map entry starts at
+    /// [`NEVER_USED`] (writing the page map's 128 KiB), so that `free` needs no null test on
+    /// an entry.
     fn map() -> *mut Arena {
         let base = os::map_aligned(ARENA_SIZE, ARENA_SIZE);
         if base.is_null() {
@@ -149,7 +163,12 @@ impl Arena {
         let a = base as *mut Arena;
         // SAFETY: the fresh mapping is zeroed, writable, and large enough for the header; zero
         // is a valid bit pattern for every field, and the buddy is made valid here.
-        unsafe { (*a).buddy.init(META_PAGES) };
+        unsafe {
+            (*a).buddy.init(META_PAGES);
+            for e in (*a).pagemap.iter() {
+                e.store(NEVER_USED.0.get(), Ordering::Relaxed);
+            }
+        }
         a
     }
 
@@ -358,8 +377,9 @@ impl Arena {
     pub fn check_invariants(&self) {
         let unused = |p: usize| {
             let e = self.pagemap[p].load(Ordering::Relaxed);
-            // SAFETY: page-map entries are null or valid span headers.
-            xa_check!(e.is_null() || unsafe { (*e).kind() } == Kind::Unused);
+            xa_check!(!e.is_null());
+            // SAFETY: page-map entries are valid span headers.
+            xa_check!(unsafe { (*e).kind() } == Kind::Unused);
         };
         let mut free = Bits::<WORDS>::new();
         self.buddy.check_invariants(|p| {

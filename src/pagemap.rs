@@ -3,14 +3,15 @@
 //!
 //! A registry indexed by `addr >> ARENA_SHIFT` holds every arena of ours (it lives in `.bss`:
 //! untouched slots cost no memory); the arena's header maps each of its pages to the span of
-//! the run covering it. An address outside every arena, or in a page no live run maps, gives
-//! null or the freed-run marker (an unused span in which no address is a block start).
+//! the run covering it. An address outside every arena gives null; one in a page no live run
+//! maps gives an unused span in which no address is a block start: the freed-run marker, or
+//! `arena::NEVER_USED` for pages no run ever covered.
 
-use crate::arena::{ARENA_SHIFT, ARENA_SIZE, Arena, MAX_RUN_PAGES, META_PAGES};
+use crate::arena::{ARENA_SHIFT, ARENA_SIZE, Arena, MAX_RUN_PAGES, META_PAGES, Marker};
 use crate::os::PAGE_SHIFT;
 use crate::span::{Kind, Span};
 use core::cell::UnsafeCell;
-use core::ptr;
+use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, Ordering};
 
 /// Number of 64 MiB slots in the 47-bit user address space.
@@ -67,27 +68,33 @@ pub fn arena_of(addr: usize) -> *mut Arena {
     map.wrapping_byte_add(bias(addr & !(ARENA_SIZE - 1))).cast()
 }
 
-/// Find the span owning `addr`, or null if `addr` is not inside one of our arenas (an entry
-/// may also be null, or the freed-run marker, for pages of no live run). About 12
-/// instructions: two shifts, a bounds test, two dependent loads and their null tests.
+/// The span covering `addr`, or `None` if `addr` is not inside one of our arenas (for pages of
+/// no live run: an unused span, see the module docs). About 10 instructions: two shifts, a
+/// bounds test, two dependent loads and one null test (a page-map entry is never null).
 #[inline(always)]
-pub fn span_of(addr: usize) -> *mut Span {
+pub fn lookup(addr: usize) -> Option<NonNull<Span>> {
     let page = addr >> PAGE_SHIFT;
     let map = biased_map(page);
     if map.is_null() {
-        return ptr::null_mut();
+        return None;
     }
     // SAFETY: a registered slot's biased map plus the page number of an address in that slot
-    // is that address's entry in the arena's page map, mapped for the life of the process.
-    unsafe { &*map.wrapping_add(page) }.load(Ordering::Relaxed)
+    // is that address's entry in the arena's page map, mapped for the life of the process; an
+    // arena's entries are set to a span before it is registered and never to null (`Arena`).
+    Some(unsafe { NonNull::new_unchecked((*map.wrapping_add(page)).load(Ordering::Relaxed)) })
 }
 
-/// A span that is never written.
-#[repr(transparent)]
-struct Marker(UnsafeCell<Span>);
-// SAFETY: never written after construction (no heap owns it and it has no blocks, so every
-// write path is cut off before touching it).
-unsafe impl Sync for Marker {}
+/// [`lookup`] as a pointer: the span covering `addr`, or null outside our arenas.
+#[inline(always)]
+pub fn span_of(addr: usize) -> *mut Span {
+    lookup(addr).map_or(ptr::null_mut(), NonNull::as_ptr)
+}
+
+/// Whether `s` is the freed-run marker (the entry of a page whose run was freed, as opposed to
+/// one no run ever covered).
+pub fn is_freed_marker(s: *const Span) -> bool {
+    ptr::eq(s, FREED.0.get())
+}
 
 /// The page-map entry of freed runs: a span no heap owns, of kind `Unused`, in which no
 /// pointer is a block start, so `free` of a pointer into a freed run reports a double free.
