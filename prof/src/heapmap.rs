@@ -734,3 +734,136 @@ pub fn render(m: &HeapMap, fig: &Figures, out: &Path) -> Result<Vec<String>> {
     }
     Ok(warnings)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub const MAP: &str = "xalloc-heap-map 1
+pid 99
+page 4096
+arena 0 0x7f0000000000 64
+run 0 1 meta
+run 1 8 slab 4 64 120 512
+run 9 8 slab 7 112 100 292
+run 17 2 medium 8192
+run 19 5 free-resident
+run 24 3 free-purged
+run 27 1 slab 4 64 64 64
+run 28 4 free-purged
+run 32 32 free-purged
+arena 1 0x7f0004000000 16
+run 0 1 meta
+some-future-line 1 2
+run 1 15 free-resident
+huge 0x7f1000000000 6000000 6004736
+huge 0x7f2000000000 40000000 40001536
+failed 40960
+end
+";
+
+    fn value<'a>(text: &'a str, key: &str) -> &'a str {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(": ")))
+            .unwrap_or_else(|| panic!("no {key:?} in\n{text}"))
+    }
+
+    #[test]
+    fn figures_of_a_hand_made_map() {
+        let m = HeapMap::parse(MAP).unwrap();
+        assert!(m.complete);
+        assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+        assert_eq!(m.arenas.len(), 2);
+        assert_eq!(m.arenas[0].runs.len(), 9);
+        assert_eq!(m.huge.len(), 2);
+        let f = Figures::of(&m);
+        let a0 = &f.arenas[0].1;
+        assert_eq!(a0.live_bytes, 7680 + 11200 + 8192 + 4096);
+        assert_eq!(a0.resident_bytes, 4096 + 17 * 4096 + 2 * 4096 + 5 * 4096);
+        assert_eq!((a0.free_pages, a0.largest_free_run), (44, 36));
+        assert!((a0.external_fragmentation - (1.0 - 36.0 / 44.0)).abs() < 1e-12);
+        let a1 = &f.arenas[1].1;
+        assert_eq!(
+            (
+                a1.free_pages,
+                a1.largest_free_run,
+                a1.external_fragmentation
+            ),
+            (15, 15, 0.0)
+        );
+        assert_eq!(f.live_bytes, 31_168 + 46_000_000);
+        assert_eq!(f.resident_bytes, 102_400 + 65_536 + 6_004_736 + 40_001_536);
+        assert_eq!(f.internal_waste, 25_088 + 21_504 + 64);
+
+        let t = f.format(&m);
+        assert_eq!(value(&t, "live bytes"), "46031168");
+        assert_eq!(value(&t, "resident bytes"), "46174208");
+        assert_eq!(value(&t, "free resident bytes"), "81920");
+        assert_eq!(value(&t, "purged bytes"), "159744");
+        assert_eq!(value(&t, "meta bytes"), "8192");
+        assert_eq!(value(&t, "slab bytes"), "69632");
+        assert_eq!(value(&t, "medium bytes"), "8192");
+        assert_eq!(value(&t, "huge blocks"), "2");
+        assert_eq!(value(&t, "huge mapped bytes"), "46006272");
+        assert_eq!(value(&t, "internal waste bytes"), "46656");
+        assert_eq!(value(&t, "free pages"), "59");
+        assert_eq!(value(&t, "largest free run pages"), "36");
+        assert_eq!(value(&t, "external fragmentation"), "0.3898");
+        assert_eq!(value(&t, "arena 0 external fragmentation"), "0.1818");
+        assert_eq!(value(&t, "arena 1 resident bytes"), "65536");
+        assert_eq!(value(&t, "failed bytes"), "40960");
+        assert!(t.contains("class 4 (BLOCK 64): used 184/576 slabs 2 waste 25088 (free blocks 25088, tails 0)\n"), "{t}");
+        assert!(t.contains("class 7 (BLOCK 112): used 100/292 slabs 1 waste 21568 (free blocks 21504, tails 64)\n"), "{t}");
+    }
+
+    #[test]
+    fn cut_short_and_untiled_maps_warn() {
+        let m = HeapMap::parse(
+            "xalloc-heap-map 1\npage 4096\narena 0 0x1000 8\nrun 0 1 meta\nrun 2 2 free-purged\nrun 4 1 bogus\nrun 4 2 slab 1 32",
+        )
+        .unwrap();
+        assert!(!m.complete);
+        let w = m.warnings.join("\n");
+        assert!(w.contains("cut short"), "{w}");
+        assert!(w.contains("page 2 where page 1 was expected"), "{w}");
+        assert!(w.contains("unknown run state \"bogus\""), "{w}");
+        assert!(w.contains("CLASS BLOCK USED CAPACITY"), "{w}");
+        assert!(
+            w.contains("the runs end at page 4, the arena has 8 pages"),
+            "{w}"
+        );
+        let f = Figures::of(&m);
+        // the gap before page 2 is not free
+        assert_eq!((f.total.free_pages, f.total.largest_free_run), (2, 2));
+        assert!(!f.format(&m).contains("failed"));
+    }
+
+    fn temp(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("xalloc-prof-unit-{}-{name}", std::process::id()))
+    }
+
+    #[test]
+    fn pictures_in_svg_and_png() {
+        let m = HeapMap::parse(MAP).unwrap();
+        let f = Figures::of(&m);
+        let svg = temp("map.svg");
+        let w = render(&m, &f, &svg).unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        let text = std::fs::read_to_string(&svg).unwrap();
+        std::fs::remove_file(&svg).unwrap();
+        assert!(text.starts_with("<svg"), "{}", &text[..100]);
+        assert!(text.contains("arena 0 at 0x7f0000000000: 64 pages"));
+        assert!(text.contains("free, purged"));
+        assert!(text.contains("0x7f2000000000: 38.1 MiB in use"));
+        // the medium run's colour, and the slab full of blocks in the darkest blue
+        assert!(text.contains("#E67E22"), "medium colour missing");
+        assert!(text.contains("#08306B"), "full slab colour missing");
+
+        let png = temp("map.png");
+        render(&m, &f, &png).unwrap();
+        let bytes = std::fs::read(&png).unwrap();
+        std::fs::remove_file(&png).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        assert!(bytes.len() > 1000);
+    }
+}

@@ -203,17 +203,28 @@ pub fn build(resolved: &Resolved<'_>) -> PbProfile {
         })
         .collect();
 
-    let mut mapping: Vec<PbMapping> = profile
-        .maps
+    // profile.proto: "mapping[0] will be the main binary"; the map lines keep their order
+    // otherwise. `slot[i]` is the place of map line i.
+    let is_exe = |path: &str| profile.exe.as_deref() == Some(path);
+    let mut order: Vec<usize> = (0..profile.maps.len()).collect();
+    order.sort_by_key(|&i| !is_exe(&profile.maps[i].path));
+    let mut slot = vec![0; profile.maps.len()];
+    for (place, &i) in order.iter().enumerate() {
+        slot[i] = place;
+    }
+    let mut mapping: Vec<PbMapping> = order
         .iter()
         .enumerate()
-        .map(|(i, m)| PbMapping {
-            id: i as u64 + 1,
-            memory_start: m.start,
-            memory_limit: m.end,
-            file_offset: m.offset,
-            filename: strings.get(&m.path),
-            ..PbMapping::default()
+        .map(|(place, &i)| {
+            let m = &profile.maps[i];
+            PbMapping {
+                id: place as u64 + 1,
+                memory_start: m.start,
+                memory_limit: m.end,
+                file_offset: m.offset,
+                filename: strings.get(&m.path),
+                ..PbMapping::default()
+            }
         })
         .collect();
 
@@ -256,7 +267,7 @@ pub fn build(resolved: &Resolved<'_>) -> PbProfile {
                 });
             }
             if let Some(mi) = loc.mapping {
-                let m = &mut mapping[mi];
+                let m = &mut mapping[slot[mi]];
                 let named = loc.frames.iter().any(|f| f.named);
                 m.has_functions |= named;
                 m.has_filenames |= loc.frames.iter().any(|f| f.file.is_some());
@@ -266,7 +277,7 @@ pub fn build(resolved: &Resolved<'_>) -> PbProfile {
             let id = locations.len() as u64 + 1;
             locations.push(PbLocation {
                 id,
-                mapping_id: loc.mapping.map_or(0, |i| i as u64 + 1),
+                mapping_id: loc.mapping.map_or(0, |i| slot[i] as u64 + 1),
                 address: a,
                 line: lines,
                 is_folded: false,
@@ -349,4 +360,117 @@ pub fn decode_gz(bytes: &[u8]) -> anyhow::Result<PbProfile> {
     let mut raw = Vec::new();
     std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut raw)?;
     Ok(PbProfile::decode(raw.as_slice())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::tests::{locations, profile_a};
+
+    fn s(p: &PbProfile, i: i64) -> &str {
+        &p.string_table[i as usize]
+    }
+
+    #[test]
+    fn round_trip_with_totals_and_symbols() {
+        let prof = profile_a();
+        let r = Resolved::with_locations(&prof, locations());
+        let gz = encode_gz(&build(&r)).unwrap();
+        assert_eq!(&gz[..2], b"\x1f\x8b");
+        let p = decode_gz(&gz).unwrap();
+        assert_eq!(s(&p, 0), "");
+        let types: Vec<(&str, &str)> = p
+            .sample_type
+            .iter()
+            .map(|t| (s(&p, t.r#type), s(&p, t.unit)))
+            .collect();
+        assert_eq!(types, SAMPLE_TYPES.to_vec());
+        assert_eq!(s(&p, p.default_sample_type), "inuse_space");
+        assert_eq!(p.period, 1000);
+        assert!(s(&p, p.drop_frames).contains("operator new.*"));
+        assert_eq!(s(&p, p.comment[0]), "pid 7");
+
+        let mut totals = [0i64; 4];
+        for sample in &p.sample {
+            assert_eq!(sample.value.len(), 4);
+            for (t, v) in totals.iter_mut().zip(&sample.value) {
+                *t += v;
+            }
+        }
+        assert_eq!(totals[1], 103_000, "alloc_space");
+        assert_eq!(totals[2], 160, "inuse_objects");
+        assert_eq!(totals[3], 10_000, "inuse_space");
+        // the stack [1, 10, 30] appears once, with its live values
+        assert_eq!(p.sample.len(), 6);
+
+        let func = |id: u64| p.function.iter().find(|f| f.id == id).unwrap();
+        let loc = |addr: u64| p.location.iter().find(|l| l.address == addr).unwrap();
+        let names = |addr: u64| -> Vec<(String, i64)> {
+            loc(addr)
+                .line
+                .iter()
+                .map(|l| (s(&p, func(l.function_id).name).to_string(), l.line))
+                .collect()
+        };
+        assert_eq!(
+            names(20),
+            vec![("grow_table".into(), 7), ("cache_put".into(), 90)]
+        );
+        assert_eq!(names(10), vec![("parse".into(), 42)]);
+        assert_eq!(s(&p, func(loc(10).line[0].function_id).filename), "parse.c");
+        // both lines of parse share one Function
+        assert_eq!(loc(10).line[0].function_id, loc(11).line[0].function_id);
+        for sample in &p.sample {
+            for id in &sample.location_id {
+                assert!(p.location.iter().any(|l| l.id == *id));
+            }
+        }
+        let first = &p.sample[0];
+        let addrs: Vec<u64> = first
+            .location_id
+            .iter()
+            .map(|id| p.location.iter().find(|l| l.id == *id).unwrap().address)
+            .collect();
+        assert_eq!(addrs, vec![1, 10, 30]);
+        assert_eq!(first.value, vec![0, 0, 60, 6000]);
+    }
+
+    #[test]
+    fn mappings_carry_the_map_lines() {
+        let mut prof = profile_a();
+        prof.exe = Some("/bin/prog".into());
+        prof.maps.push(crate::profile::Mapping {
+            start: 0x7f00_0000_0000,
+            end: 0x7f00_0010_0000,
+            offset: 0,
+            path: "/lib/libc.so.6".into(),
+        });
+        prof.maps.push(crate::profile::Mapping {
+            start: 0x1000,
+            end: 0x9000,
+            offset: 0x2000,
+            path: "/bin/prog".into(),
+        });
+        let mut locs = locations();
+        locs.get_mut(&10).unwrap().mapping = Some(1);
+        locs.get_mut(&2).unwrap().mapping = Some(0);
+        let r = Resolved::with_locations(&prof, locs);
+        let p = build(&r);
+        assert_eq!(p.mapping.len(), 2);
+        // the executable first
+        let m = &p.mapping[0];
+        assert_eq!(
+            (m.id, m.memory_start, m.memory_limit, m.file_offset),
+            (1, 0x1000, 0x9000, 0x2000)
+        );
+        assert_eq!(p.string_table[m.filename as usize], "/bin/prog");
+        assert!(m.has_functions && m.has_filenames && m.has_line_numbers);
+        let l = p.location.iter().find(|l| l.address == 10).unwrap();
+        assert_eq!(l.mapping_id, 1);
+        let libc = &p.mapping[1];
+        assert_eq!((libc.id, libc.memory_start), (2, 0x7f00_0000_0000));
+        assert_eq!(p.string_table[libc.filename as usize], "/lib/libc.so.6");
+        let l = p.location.iter().find(|l| l.address == 2).unwrap();
+        assert_eq!(l.mapping_id, 2);
+    }
 }
