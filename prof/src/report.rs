@@ -292,9 +292,9 @@ pub fn format_top(top: &Top, profile: &Profile, n: usize) -> String {
     for r in top.rows.iter().take(n) {
         let _ = writeln!(
             out,
-            "{:>24}  {:>10.0}  {:>5.1}%  {}  {}",
+            "{:>24}  {:>10}  {:>5.1}%  {}  {}",
             format!("{} ({})", human(r.bytes), r.bytes),
-            r.objects,
+            r.objects.round(),
             top.share(r.bytes),
             r.site.function,
             r.site.file_line()
@@ -306,10 +306,10 @@ pub fn format_top(top: &Top, profile: &Profile, n: usize) -> String {
     };
     let _ = writeln!(
         out,
-        "total: {} ({} bytes) {what} in {:.0} objects, {} samples, {} call sites (showing {})",
+        "total: {} ({} bytes) {what} in {} objects, {} samples, {} call sites (showing {})",
         human(top.total_bytes),
         top.total_bytes,
-        top.total_objects,
+        top.total_objects.round(),
         top.total_samples,
         top.rows.len(),
         n.min(top.rows.len())
