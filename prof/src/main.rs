@@ -37,8 +37,9 @@ struct Symbols {
 
 #[derive(Subcommand)]
 enum Command {
-    /// The call sites holding the most live memory (the program's innermost frame: frames of the
-    /// allocator, of operator new and of libc's malloc wrappers are skipped).
+    /// The call sites holding the most live memory: the program's innermost frames, skipping
+    /// those of the allocator, operator new, libc's malloc wrappers and the C++ and Rust
+    /// standard libraries.
     Top {
         /// A heap profile.
         file: PathBuf,

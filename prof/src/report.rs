@@ -82,6 +82,34 @@ pub fn is_allocator_frame(f: &Frame) -> bool {
     ALLOCATOR_FUNCTIONS.contains(&bare) || ALLOCATOR_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
+/// Whether a frame is the language runtime's: code from the C++ standard library's headers
+/// (`.../include/c++/...`, e.g. `std::vector`'s growth inlined into the program) or from
+/// `libstdc++.so`/`libc++.so`, or Rust's standard library (`/rustc/...`, `/rust/deps/...`).
+pub fn is_runtime_frame(f: &Frame) -> bool {
+    let file = f.file.as_deref().unwrap_or("");
+    let object = f
+        .object
+        .as_deref()
+        .and_then(|o| o.rsplit('/').next())
+        .unwrap_or("");
+    file.contains("/include/c++/")
+        || file.starts_with("/rustc/")
+        || file.starts_with("/rust/deps/")
+        || ["libstdc++.so", "libc++.so", "libc++abi.so"]
+            .iter()
+            .any(|l| object.starts_with(l))
+}
+
+/// The call site of a stack: its innermost frame that is neither the allocator's nor the
+/// language runtime's (the innermost that is not the allocator's when all are the runtime's).
+pub fn call_site<'a>(frames: &[&'a Frame]) -> &'a Frame {
+    let program = program_frames(frames);
+    program
+        .iter()
+        .find(|f| !is_runtime_frame(f))
+        .unwrap_or(&program[0])
+}
+
 /// The frames of a stack from the program's call of the allocator outwards: the innermost
 /// allocator frames dropped (all frames if every one is the allocator's).
 pub fn program_frames<'a>(frames: &[&'a Frame]) -> Vec<&'a Frame> {
@@ -232,12 +260,12 @@ impl Top {
     }
 }
 
-/// Groups the stacks by call site (the innermost frame that is not the allocator's).
+/// Groups the stacks by call site ([`call_site`]).
 pub fn top(resolved: &Resolved<'_>, measure: Measure) -> Top {
     let mut sites: HashMap<Site, SiteRow> = HashMap::new();
     let (mut total_bytes, mut total_objects, mut total_samples) = (0, 0.0, 0);
     for (frames, bytes, objects, samples) in resolved.stacks(measure) {
-        let site = Site::of(program_frames(&frames)[0]);
+        let site = Site::of(call_site(&frames));
         let row = sites.entry(site.clone()).or_insert(SiteRow {
             site,
             bytes: 0,
@@ -486,6 +514,27 @@ pub(crate) mod tests {
             loc(11, vec![named("parse", "parse.c", 57)]),
             loc(20, vec![helper, named("cache_put", "cache.c", 90)]),
             loc(30, vec![named("main", "main.c", 5)]),
+            loc(
+                40,
+                vec![
+                    named(
+                        "std::_Vector_base<int, std::allocator<int> >::_M_allocate(unsigned long)",
+                        "/usr/include/c++/12/bits/stl_vector.h",
+                        378,
+                    ),
+                    named("void std::vector<int>::_M_realloc_insert<int const&>()", "/usr/include/c++/12/bits/vector.tcc", 440),
+                    named("fill", "fill.cc", 12),
+                ],
+            ),
+            loc(
+                50,
+                vec![named(
+                    "alloc::raw_vec::RawVec<T,A>::grow_one",
+                    "/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/alloc/src/raw_vec/mod.rs",
+                    340,
+                )],
+            ),
+            loc(51, vec![named("app::load", "src/load.rs", 20)]),
         ]
         .into_iter()
         .collect()
@@ -601,6 +650,49 @@ pub(crate) mod tests {
         let text = format_top(&t, &p, 10);
         assert!(text.contains("cumulative allocation"), "{text}");
         assert!(text.contains("97.1%"), "{text}");
+    }
+
+    #[test]
+    fn call_sites_skip_the_language_runtime() {
+        let p = Profile {
+            live: vec![
+                live(16, 1600, &[1, 40, 30]),
+                live(16, 400, &[50, 51, 30]),
+                live(16, 100, &[1, 50]),
+            ],
+            ..Profile::default()
+        };
+        let r = Resolved::with_locations(&p, locations());
+        let t = top(&r, Measure::Live);
+        let got: Vec<(&str, String, u64)> = t
+            .rows
+            .iter()
+            .map(|r| (r.site.function.as_str(), r.site.file_line(), r.bytes))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("fill", "fill.cc:12".into(), 1600),
+                ("app::load", "src/load.rs:20".into(), 400),
+                // nothing but the runtime: its innermost frame
+                (
+                    "alloc::raw_vec::RawVec<T,A>::grow_one",
+                    "/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/alloc/src/raw_vec/mod.rs:340".into(),
+                    100
+                ),
+            ]
+        );
+        // flame graphs keep the runtime's frames
+        let c = collapse(&r, Measure::Live);
+        assert!(
+            c.iter().any(|(stack, b)| *b == 1600
+                && stack == "main;fill;void std::vector<int>::_M_realloc_insert<int const&>();std::_Vector_base<int, std::allocator<int> >::_M_allocate(unsigned long)"),
+            "{c:?}"
+        );
+        let mut in_libstdcxx = named("std::__throw_bad_alloc()", "", 0);
+        in_libstdcxx.object = Some("/usr/lib/x86_64-linux-gnu/libstdc++.so.6.0.30".into());
+        assert!(is_runtime_frame(&in_libstdcxx));
+        assert!(!is_runtime_frame(&named("main", "main.c", 1)));
     }
 
     #[test]

@@ -187,8 +187,10 @@ impl Symbolizer {
                     });
                 }
             }
-            if let Ok(Some(l)) = dwarf.find_location(probe) {
-                location = (l.file.map(str::to_string), l.line);
+            if frames.is_empty() {
+                if let Ok(Some(l)) = dwarf.find_location(probe) {
+                    location = (l.file.map(str::to_string), l.line);
+                }
             }
         }
         if let Some(last) = frames.last_mut() {

@@ -435,6 +435,141 @@ fn diff_shows_the_growing_site_first() {
     std::fs::remove_dir_all(&r.dir).unwrap();
 }
 
+const CXX_PROG: &str = r#"#include <execinfo.h>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <new>
+#include <string>
+#include <vector>
+
+static void *frames[64][32];
+static int depth[64];
+static size_t sizes[64];
+static int nrec;
+static bool recording;
+
+// records the stack of each allocation, as the profiler does
+void *operator new(size_t n) {
+    if (recording && nrec < 64) {
+        recording = false;
+        depth[nrec] = backtrace(frames[nrec], 32);
+        sizes[nrec] = n;
+        nrec++;
+        recording = true;
+    }
+    void *p = malloc(n);
+    if (!p) throw std::bad_alloc();
+    return p;
+}
+void operator delete(void *p) noexcept { free(p); }
+void operator delete(void *p, size_t) noexcept { free(p); }
+
+static inline void add_items(std::vector<int> &v, int n) {
+    for (int i = 0; i < n; i++) v.push_back(i); // MARK push_back
+}
+
+__attribute__((noinline)) std::vector<int> *build_vector() {
+    auto *v = new std::vector<int>(); // MARK new vector
+    add_items(*v, 3);
+    return v;
+}
+
+__attribute__((noinline)) std::map<std::string, int> *build_map() {
+    auto *m = new std::map<std::string, int>(); // MARK new map
+    (*m)["a key too long for the short string buffer"] = 1; // MARK insert
+    return m;
+}
+
+int main() {
+    recording = true;
+    auto *v = build_vector();
+    auto *m = build_map();
+    recording = false;
+    for (int i = 0; i < nrec; i++) {
+        printf("live %zu %zu", sizes[i], sizes[i] * 1000);
+        for (int j = 1; j < depth[i]; j++) printf(" %p", frames[i][j]);
+        printf("\n");
+    }
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[4096];
+    while (f && fgets(line, sizeof line, f)) printf("maps %s", line);
+    delete v;
+    delete m;
+}
+"#;
+
+/// C++ at -O2: the standard library's code inlined into the program's functions is skipped, so
+/// the rows are the program's own lines.
+#[test]
+fn cxx_call_sites_skip_inlined_standard_library_code() {
+    if Command::new("g++").arg("--version").output().is_err() {
+        eprintln!("no g++: skipped");
+        return;
+    }
+    let dir = scratch("cxx");
+    let src = dir.join("t.cc");
+    std::fs::write(&src, CXX_PROG).unwrap();
+    let exe = dir.join("t");
+    run(Command::new("g++")
+        .args(["-O2", "-g", "-o"])
+        .arg(&exe)
+        .arg(&src));
+    let out = stdout(&run(&mut Command::new(&exe)));
+    let mut text = format!(
+        "xalloc-heap-profile 1\nrate 524288\nexe {}\n",
+        exe.display()
+    );
+    for line in out.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f[0] == "live" {
+            text += line;
+            text.push('\n');
+        } else if f.len() >= 7 && f[2].contains('x') && f[6].starts_with('/') {
+            let (start, end) = f[1].split_once('-').unwrap();
+            text += &format!(
+                "map 0x{start} 0x{end} {:#x} {}\n",
+                hex(f[3]),
+                f[6..].join(" ")
+            );
+        }
+    }
+    text += "end\n";
+    let prof = dir.join("t.prof");
+    std::fs::write(&prof, &text).unwrap();
+    let o = tool(&["top", p(&prof)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let line = |mark: &str| {
+        format!(
+            "t.cc:{}",
+            CXX_PROG.lines().position(|l| l.contains(mark)).unwrap() + 1
+        )
+    };
+    let rows: Vec<&str> = out.lines().filter(|l| l.contains('%')).collect();
+    assert!(rows.len() >= 4, "{out}");
+    for r in &rows {
+        assert!(r.contains("t.cc:"), "a row outside the program: {r}\n{out}");
+        assert!(!r.contains("std::") && !r.contains("operator new"), "{r}");
+    }
+    let has = |func: &str, mark: &str| {
+        rows.iter()
+            .any(|r| r.contains(func) && r.contains(&line(mark)))
+    };
+    assert!(has("add_items", "MARK push_back"), "{out}");
+    assert!(has("build_vector", "MARK new vector"), "{out}");
+    assert!(has("build_map", "MARK new map"), "{out}");
+    assert!(has("build_map", "MARK insert"), "{out}");
+    // the flame graph keeps the standard library's frames under the program's
+    let c = stdout(&tool(&["collapse", p(&prof)]));
+    assert!(
+        c.lines()
+            .any(|l| l.contains(";add_items;std::vector<int") && l.contains("_M_realloc_insert")),
+        "{c}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 const MAP: &str = "xalloc-heap-map 1
 pid 5
 page 4096
