@@ -4,11 +4,14 @@
 #   make run     build, then real programs under the allocator (< 1 min)
 #   make test    every check: fmt, clippy, build, cargo test, real programs
 #   make build   cargo build --release -> target/release/libxalloc.so
+#   make build-prof  cargo build --release -p xalloc-prof -> target/release/xalloc-prof
+#                (the heap profile and heap map reader)
 #   make header  regenerate include/xalloc.h (cbindgen, from src/ffi.rs)
 #   make install     build, then install under $(PREFIX) (default /usr/local;
 #                    DESTDIR= stages it elsewhere): the stripped library with its
 #                    SONAME link and its debug info, xalloc.h, xalloc.pc,
-#                    xalloc-run, man pages xalloc(3) and xalloc-run(1)
+#                    xalloc-run, xalloc-prof, man pages xalloc(3) and
+#                    xalloc-run(1)
 #   make uninstall   remove what `make install` installed
 #   make bench   benchmarks vs glibc, jemalloc, tcmalloc, mimalloc (~10 min here)
 #   make bench-quick   the same, smaller (a few minutes)
@@ -26,6 +29,7 @@ export PATH := $(CARGO_BIN):$(PATH)
 
 CARGO ?= cargo
 LIB ?= target/release/libxalloc.so
+PROF ?= target/release/xalloc-prof
 HEADER := include/xalloc.h
 
 # The version comes from Cargo.toml, as the library's SONAME does (build.rs).
@@ -43,12 +47,18 @@ MANDIR ?= $(PREFIX)/share/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 OBJCOPY ?= objcopy
 
-.PHONY: build header run test deps deps-run deps-bench clean real-programs bench bench-quick install \
-	install-files uninstall
+.PHONY: build build-prof header run test deps deps-run deps-bench clean real-programs bench \
+	bench-quick install install-files uninstall
 
 build:
 	$(CARGO) build --release
 	@ls -l $(LIB)
+
+# A build of its own: the library's build (and `make run`, `make bench`) need not wait for the
+# tool's dependencies.
+build-prof:
+	$(CARGO) build --release -p xalloc-prof
+	@ls -l $(PROF)
 
 # build.rs writes the cbindgen header to $XALLOC_HEADER_OUT when it is set.
 header:
@@ -63,12 +73,13 @@ run: deps-run build
 test: deps
 	scripts/test-all.sh
 
-install: build
+install: build build-prof
 	@$(MAKE) --no-print-directory install-files
 
 # What `install` does after building; it installs $(LIB) as it is (the packaging
 # test runs this on the library it tests). The library is stripped, with its
-# debug info in .debug/ beside it, found through its .gnu_debuglink.
+# debug info in .debug/ beside it, found through its .gnu_debuglink. $(PROF) is
+# installed (stripped) when it was built, with a note on stderr when it was not.
 install-files:
 	@test -f $(LIB) || { echo "make install: $(LIB) is not built (make build)" >&2; exit 1; }
 	install -d $(DESTDIR)$(LIBDIR)/.debug $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) \
@@ -88,6 +99,8 @@ install-files:
 	sed -e 's|@XALLOC_VERSION@|$(VERSION)|' -e 's|@XALLOC_LIBRARY@|$(LIBDIR)/$(SONAME)|' \
 		scripts/xalloc-run > $(DESTDIR)$(BINDIR)/xalloc-run
 	chmod 755 $(DESTDIR)$(BINDIR)/xalloc-run
+	$(if $(wildcard $(PROF)),install -s -m 755 $(PROF) $(DESTDIR)$(BINDIR)/xalloc-prof,\
+		@echo "make install: $(PROF) is not built (make build-prof); xalloc-prof not installed" >&2)
 	sed -e 's|@XALLOC_VERSION@|$(VERSION)|g' man/xalloc.3 > $(DESTDIR)$(MANDIR)/man3/xalloc.3
 	sed -e 's|@XALLOC_VERSION@|$(VERSION)|g' man/xalloc-run.1 > $(DESTDIR)$(MANDIR)/man1/xalloc-run.1
 	@if [ -z "$(DESTDIR)" ] && [ -w /etc/ld.so.cache ] && command -v ldconfig > /dev/null; then \
@@ -97,7 +110,8 @@ uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libxalloc.so $(DESTDIR)$(LIBDIR)/$(SONAME) \
 		$(DESTDIR)$(LIBDIR)/$(REALNAME) $(DESTDIR)$(LIBDIR)/.debug/$(REALNAME).debug \
 		$(DESTDIR)$(INCLUDEDIR)/xalloc.h $(DESTDIR)$(PKGCONFIGDIR)/xalloc.pc \
-		$(DESTDIR)$(BINDIR)/xalloc-run $(DESTDIR)$(MANDIR)/man3/xalloc.3 \
+		$(DESTDIR)$(BINDIR)/xalloc-run $(DESTDIR)$(BINDIR)/xalloc-prof \
+		$(DESTDIR)$(MANDIR)/man3/xalloc.3 \
 		$(DESTDIR)$(MANDIR)/man1/xalloc-run.1
 	-rmdir $(DESTDIR)$(LIBDIR)/.debug 2> /dev/null
 	@if [ -z "$(DESTDIR)" ] && [ -w /etc/ld.so.cache ] && command -v ldconfig > /dev/null; then \
