@@ -7,7 +7,8 @@
 #                           cmp/diff, /usr/bin/time, and cargo
 #   scripts/deps.sh test    what `make test` needs (the default): the above,
 #                           g++, git, perl, sqlite3, xz, tar, gzip, pkg-config,
-#                           man and nroff, objcopy and readelf, rustfmt, clippy
+#                           man and nroff, objcopy and readelf, go (its pprof reads
+#                           the heap profiler's output in a test), rustfmt, clippy
 #   scripts/deps.sh bench   what `make bench` needs: the `run` set and valgrind
 #                           (scripts/bench/bench.py installs the peer allocators)
 #
@@ -42,7 +43,7 @@ case "$profile" in
         want+=(
             [g++]=g++ [git]=git [perl]=perl [xz]=xz-utils [sqlite3]=sqlite3 [tar]=tar
             [gzip]=gzip [timeout]=coreutils [pkg-config]=pkg-config [man]=man-db
-            [nroff]=groff-base [objcopy]=binutils [readelf]=binutils
+            [nroff]=groff-base [objcopy]=binutils [readelf]=binutils [go]=golang-go
         )
         ;;
     bench)

@@ -32,7 +32,6 @@ pub const ALLOCATOR_PREFIXES: &[&str] = &[
     "operator new",
     "_Znw",
     "_Zna",
-    "__libc_",
     "std::allocator<",
     "std::allocator_traits<",
     "std::__new_allocator<",
@@ -61,6 +60,14 @@ pub const ALLOCATOR_FUNCTIONS: &[&str] = &[
     "strndup",
     "__strdup",
     "__strndup",
+    // glibc's own names for the malloc family (not every `__libc_` function: the program's
+    // start, `__libc_start_main`, is one too)
+    "__libc_malloc",
+    "__libc_calloc",
+    "__libc_realloc",
+    "__libc_memalign",
+    "__libc_valloc",
+    "__libc_pvalloc",
 ];
 
 /// Whether a frame is the allocator's, the C++ runtime's `operator new`, or a libc malloc
