@@ -103,6 +103,7 @@ install-files:
 		@echo "make install: $(PROF) is not built (make build-prof); xalloc-prof not installed" >&2)
 	sed -e 's|@XALLOC_VERSION@|$(VERSION)|g' man/xalloc.3 > $(DESTDIR)$(MANDIR)/man3/xalloc.3
 	sed -e 's|@XALLOC_VERSION@|$(VERSION)|g' man/xalloc-run.1 > $(DESTDIR)$(MANDIR)/man1/xalloc-run.1
+	sed -e 's|@XALLOC_VERSION@|$(VERSION)|g' man/xalloc-prof.1 > $(DESTDIR)$(MANDIR)/man1/xalloc-prof.1
 	@if [ -z "$(DESTDIR)" ] && [ -w /etc/ld.so.cache ] && command -v ldconfig > /dev/null; then \
 		ldconfig; fi
 
@@ -112,7 +113,7 @@ uninstall:
 		$(DESTDIR)$(INCLUDEDIR)/xalloc.h $(DESTDIR)$(PKGCONFIGDIR)/xalloc.pc \
 		$(DESTDIR)$(BINDIR)/xalloc-run $(DESTDIR)$(BINDIR)/xalloc-prof \
 		$(DESTDIR)$(MANDIR)/man3/xalloc.3 \
-		$(DESTDIR)$(MANDIR)/man1/xalloc-run.1
+		$(DESTDIR)$(MANDIR)/man1/xalloc-run.1 $(DESTDIR)$(MANDIR)/man1/xalloc-prof.1
 	-rmdir $(DESTDIR)$(LIBDIR)/.debug 2> /dev/null
 	@if [ -z "$(DESTDIR)" ] && [ -w /etc/ld.so.cache ] && command -v ldconfig > /dev/null; then \
 		ldconfig; fi
