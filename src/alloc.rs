@@ -84,6 +84,10 @@ fn profiled(size: usize, align: usize) -> (*mut u8, bool) {
     if let Some(weight) = profile::take_sample(size) {
         let r = malloc_big(size, align.max(PAGE));
         if !r.0.is_null() {
+            if let Some(s) = pagemap::lookup(r.0 as usize) {
+                // SAFETY: the span of the medium block just allocated, ours alone.
+                unsafe { s.as_ref() }.set_sampled();
+            }
             profile::record(r.0, size, weight);
         }
         return r;
@@ -104,7 +108,8 @@ fn profiled(size: usize, align: usize) -> (*mut u8, bool) {
 /// # Safety
 /// `s` is the span of live medium block `p`, which the caller gives up.
 unsafe fn free_medium(s: *mut Span, p: *mut u8) {
-    if profile::enabled() {
+    // SAFETY: a valid span header.
+    if unsafe { (*s).is_sampled() } {
         profile::forget(p);
     }
     counters::add(Counter::MediumFree);
@@ -510,7 +515,7 @@ pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
             }
             _ => {
                 // A sampled block that changes size is no longer the sample it was.
-                if profile::enabled() {
+                if span.is_sampled() {
                     profile::forget(p);
                 }
                 if size > SLAB_LIMIT && size <= MEDIUM_LIMIT {

@@ -20,7 +20,7 @@
 use crate::os::PAGE;
 use crate::size_class::SizeClass;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, Ordering};
 
 /// A free block: its first word links to the next free block of the same list, encoded with
 /// the list's mask ([`crate::secret`]); its second word holds the process's mark XORed with
@@ -178,6 +178,8 @@ pub struct Span {
     class: u8,
     /// What the span holds (a [`Kind`]).
     kind: AtomicU8,
+    /// A medium block the heap profiler sampled (its `free` tells the profiler).
+    sampled: AtomicBool,
     /// First byte of the run.
     start: *mut u8,
     /// `floor(2^64 / block_size) + 1` for slabs, 1 for medium spans, 0 when unused: see
@@ -224,6 +226,7 @@ impl Span {
             used: AtomicU32::new(0),
             class: 0,
             kind: AtomicU8::new(Kind::Unused as u8),
+            sampled: AtomicBool::new(false),
             start: ptr::null_mut(),
             div_magic: 0,
             start_limit: 0,
@@ -278,8 +281,20 @@ impl Span {
         // off * 1 < 1 only for off == 0: the run's first byte is its one block start.
         self.div_magic = 1;
         self.start_limit = 1;
+        self.sampled.store(false, Ordering::Relaxed);
         self.kind.store(Kind::Medium as u8, Ordering::Relaxed);
         self.owner.store(MEDIUM_OWNER, Ordering::Release);
+    }
+
+    /// Mark this medium span's block as one the heap profiler sampled (by the thread that
+    /// allocated it, before anyone else can know the block).
+    pub fn set_sampled(&self) {
+        self.sampled.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the heap profiler sampled this medium span's block.
+    pub fn is_sampled(&self) -> bool {
+        self.sampled.load(Ordering::Relaxed)
     }
 
     /// The run is being given back: no address is a block start of this span any more, and no
