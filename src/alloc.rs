@@ -59,7 +59,8 @@ pub fn malloc(size: usize) -> *mut u8 {
 #[inline(never)]
 fn malloc_cold(size: usize, h: *mut Heap) -> *mut u8 {
     if size <= SLAB_LIMIT {
-        if profile::count_unsampled(size) || !profile::enabled() {
+        // SAFETY: h is the calling thread's heap or a static empty one.
+        if unsafe { Heap::count_unsampled(h, size) } || !profile::enabled() {
             return thread::alloc_small_in(h, class_of(size));
         }
         return profiled(size, 16).0;
@@ -81,7 +82,14 @@ fn profiled(size: usize, align: usize) -> (*mut u8, bool) {
     if size > MAX_REQUEST {
         return (enomem(), false);
     }
-    if let Some(weight) = profile::take_sample(size) {
+    let h = tls::heap();
+    // A thread without a heap of its own (its first request, or after its exit destructor)
+    // is not sampled.
+    // SAFETY: h is the calling thread's own heap; the reference lives for this call only.
+    let sample = tls::is_own(h)
+        .then(|| profile::take_sample(unsafe { Heap::prof_left(h) }, size))
+        .flatten();
+    if let Some(weight) = sample {
         let r = malloc_big(size, align.max(PAGE));
         if !r.0.is_null() {
             if let Some(s) = pagemap::lookup(r.0 as usize) {

@@ -113,6 +113,9 @@ pub struct Heap {
     /// keys; 0 until then, and always 0 for the static empty heaps, so that a thread's first
     /// `malloc` and every `malloc` while the profiler is on take the cold path.
     small_limit: usize,
+    /// Bytes this heap's thread may allocate before the heap profiler's next sample; 0 when
+    /// not drawn yet, and always 0 in the static empty heaps (their threads are not sampled).
+    prof_left: u64,
     /// Free places left in each `hot` list. Written by the
     /// owner only, with relaxed loads and stores; read by statistics from other threads.
     hot_room: [AtomicI8; NUM_CLASSES],
@@ -210,6 +213,7 @@ impl Heap {
             mark: 0,
             implausible: IMPLAUSIBLE,
             small_limit: 0,
+            prof_left: 0,
             hot_room: full_room(),
             foreign_held: 0,
             foreign_classes: 0,
@@ -230,6 +234,37 @@ impl Heap {
     pub fn set_keys(&mut self) {
         (self.mask, self.mark) = secret::keys();
         self.small_limit = profile::small_limit();
+    }
+
+    /// Count a request of `size` bytes against the profiler's interval of heap `h` when it does
+    /// not reach its end: true then (not sampled). False when it may be sampled, the interval is
+    /// not drawn yet, or `h` is a static heap (0 left, never written): the caller then asks
+    /// [`profile::take_sample`] through [`Heap::prof_left`], or serves the request unsampled.
+    ///
+    /// # Safety
+    /// `h` is the calling thread's own heap or a static empty heap.
+    #[inline(always)]
+    pub unsafe fn count_unsampled(h: *mut Heap, size: usize) -> bool {
+        // SAFETY: forwarded contract: only h's thread touches the field; a static heap's is
+        // 0, so it is never written.
+        unsafe {
+            let l = (*h).prof_left;
+            if l > size as u64 {
+                (*h).prof_left = l - size as u64;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The profiler's interval of the calling thread's own heap `h`.
+    ///
+    /// # Safety
+    /// `h` is the calling thread's own heap (not a static one), and the reference is dropped
+    /// before anything else reaches the heap.
+    pub unsafe fn prof_left<'a>(h: *mut Heap) -> &'a mut u64 {
+        // SAFETY: forwarded contract.
+        unsafe { &mut (*h).prof_left }
     }
 
     /// The largest request the `malloc` fast path serves for heap `h`'s thread (see the field).

@@ -12,7 +12,7 @@
 //! allocated there (and, over the samples still live, of its live bytes). Small blocks weigh
 //! about `rate`, blocks much larger than `rate` weigh their size.
 //!
-//! The count lives in a thread-local slot read only off the fast path: `alloc`'s fast path
+//! The count lives in the thread's heap, read only off the fast path: `alloc`'s fast path
 //! serves requests up to [`small_limit`], which is the slab limit while the profiler is off and
 //! 0 while it is on, so every request then takes `alloc`'s cold path, which counts it. The
 //! test costs nothing: it compares with a memory operand where it compared with a constant,
@@ -103,17 +103,11 @@ struct Tables {
     live_used: usize,
 }
 
-// The per-thread slots: bytes left before the next sample (0: not drawn yet), and a flag set
-// while the thread captures a stack (an allocation by the unwinder is never sampled).
+// The per-thread flag set while the thread captures a stack (an allocation by the unwinder is
+// never sampled).
 core::arch::global_asm!(
     ".pushsection .tbss,\"awT\",@nobits",
     ".p2align 3",
-    ".globl xalloc_tls_prof_left",
-    ".hidden xalloc_tls_prof_left",
-    ".type xalloc_tls_prof_left,@object",
-    ".size xalloc_tls_prof_left, 8",
-    "xalloc_tls_prof_left:",
-    ".zero 8",
     ".globl xalloc_tls_prof_busy",
     ".hidden xalloc_tls_prof_busy",
     ".type xalloc_tls_prof_busy,@object",
@@ -158,7 +152,6 @@ macro_rules! tls_slot {
     };
 }
 
-tls_slot!(left, set_left, "xalloc_tls_prof_left");
 tls_slot!(busy, set_busy, "xalloc_tls_prof_busy");
 
 /// Whether the profiler is on.
@@ -226,34 +219,21 @@ pub fn weight(size: usize, rate: u64) -> u64 {
     (s / p).round() as u64
 }
 
-/// Count a request of `size` bytes against the calling thread's interval when it does not
-/// reach the end of it: true then (the request is not sampled). False when it may be sampled,
-/// or the interval is not drawn yet (always, while the profiler is off): then the caller asks
-/// [`take_sample`].
-#[inline(always)]
-pub fn count_unsampled(size: usize) -> bool {
-    let l = left();
-    if l > size as u64 {
-        set_left(l - size as u64);
-        return true;
-    }
-    false
-}
-
-/// Count a request of `size` bytes against the calling thread's interval: `Some(weight)` when
-/// this request is to be sampled. Never samples while the thread captures a stack.
-pub fn take_sample(size: usize) -> Option<u64> {
+/// Count a request of `size` bytes against a thread's interval `left` (the bytes before its
+/// next sample; 0 when not drawn yet; the thread's heap keeps it): `Some(weight)` when this
+/// request is to be sampled. Never samples while the thread captures a stack.
+pub fn take_sample(left: &mut u64, size: usize) -> Option<u64> {
     let rate = rate();
-    let mut l = left();
+    let mut l = *left;
     if l == 0 {
         l = next_interval(rate);
     }
     let s = size as u64;
     if l > s {
-        set_left(l - s);
+        *left = l - s;
         return None;
     }
-    set_left(next_interval(rate));
+    *left = next_interval(rate);
     if busy() != 0 {
         return None;
     }
