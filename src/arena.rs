@@ -19,6 +19,7 @@
 
 use crate::bitmap::Bits;
 use crate::buddy::{self, Buddy, Order};
+use crate::config;
 use crate::os::{self, PAGE, PAGE_SHIFT};
 use crate::span::{Kind, Span};
 use crate::sync::RawLock;
@@ -159,6 +160,9 @@ impl Arena {
         let base = os::map_aligned(ARENA_SIZE, ARENA_SIZE);
         if base.is_null() {
             return ptr::null_mut();
+        }
+        if config::get().huge_pages {
+            os::advise_huge(base, ARENA_SIZE);
         }
         let a = base as *mut Arena;
         // SAFETY: the fresh mapping is zeroed, writable, and large enough for the header; zero

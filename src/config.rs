@@ -42,6 +42,8 @@ pub struct Config {
     pub dump_signal: u32,
     /// Where the heap map goes at exit and on the dump signal; `None`: no heap map.
     pub heapmap_file: Option<&'static [u8]>,
+    /// Back arenas with transparent huge pages.
+    pub huge_pages: bool,
     /// Bit `i` set iff option `OPTIONS[i]` was taken from the environment.
     pub from_env: u32,
 }
@@ -58,6 +60,7 @@ const DEFAULT: Config = Config {
     prof_file: None,
     dump_signal: 0,
     heapmap_file: None,
+    huge_pages: false,
     from_env: 0,
 };
 
@@ -122,7 +125,7 @@ pub struct Opt {
 }
 
 /// Every option, in the order the documentation lists them.
-pub const OPTIONS: [Opt; 10] = [
+pub const OPTIONS: [Opt; 11] = [
     Opt {
         name: "XALLOC_PURGE_DELAY_MS",
         kind: Kind::Millis,
@@ -257,6 +260,20 @@ pub const OPTIONS: [Opt; 10] = [
             }
         },
         get: |c| Value::Path(c.heapmap_file),
+    },
+    Opt {
+        name: "XALLOC_HUGE_PAGES",
+        kind: Kind::Bool,
+        default: "off",
+        doc: "back the arenas (64 MiB each) with transparent huge pages (`MADV_HUGEPAGE`) where \
+              the kernel allows them: fewer TLB misses for large heaps, resident memory in \
+              2 MiB steps",
+        set: |c, v| {
+            if let Value::Bool(b) = v {
+                c.huge_pages = b;
+            }
+        },
+        get: |c| Value::Bool(c.huge_pages),
     },
 ];
 

@@ -121,6 +121,15 @@ pub fn decommit(p: *mut u8, len: usize) -> bool {
     unsafe { libc::madvise(p as *mut libc::c_void, len, libc::MADV_DONTNEED) == 0 }
 }
 
+/// Ask the kernel to back the page-aligned range with transparent huge pages where it can
+/// (`MADV_HUGEPAGE`; effective when `/sys/kernel/mm/transparent_hugepage/enabled` is `always`
+/// or `madvise`). Returns whether the kernel accepted the advice.
+pub fn advise_huge(p: *mut u8, len: usize) -> bool {
+    let _e = ErrnoGuard::new();
+    // SAFETY: advice on a range of our own mapping; it changes no contents.
+    unsafe { libc::madvise(p as *mut libc::c_void, len, libc::MADV_HUGEPAGE) == 0 }
+}
+
 /// Grow or shrink a mapping, moving it if needed. Returns null on failure (the old mapping is
 /// then untouched).
 pub fn remap(p: *mut u8, old_len: usize, new_len: usize) -> *mut u8 {

@@ -50,9 +50,12 @@ ALLOCATORS = {
     # xalloc with its heap profiler on at the default rate (not in the default list: name it
     # with --allocs to measure the profiler's cost)
     "xalloc-prof": (os.path.join(ROOT, "target", "release", "libxalloc.so"), None),
+    # xalloc with its arenas on transparent huge pages (XALLOC_HUGE_PAGES=1)
+    "xalloc-thp": (os.path.join(ROOT, "target", "release", "libxalloc.so"), None),
 }
 # environment an allocator runs with
-ALLOC_ENV = {"xalloc-prof": {"XALLOC_PROF": "1", "XALLOC_PROF_FILE": "/dev/null"}}
+ALLOC_ENV = {"xalloc-prof": {"XALLOC_PROF": "1", "XALLOC_PROF_FILE": "/dev/null"},
+             "xalloc-thp": {"XALLOC_HUGE_PAGES": "1"}}
 DEFAULT_ALLOCS = ["glibc", "jemalloc", "tcmalloc", "mimalloc", "xalloc"]
 BASELINE = "mimalloc"
 COLORS = {
@@ -62,6 +65,7 @@ COLORS = {
     "mimalloc": "#59a14f",
     "xalloc": "#e15759",
     "xalloc-prof": "#b07aa1",
+    "xalloc-thp": "#ff9da7",
 }
 
 
