@@ -70,12 +70,13 @@ pub struct Stats {
 }
 
 /// The locks shared by all threads, in lock order.
-fn shared_locks() -> [&'static crate::sync::RawLock; 4] {
+fn shared_locks() -> [&'static crate::sync::RawLock; 5] {
     [
         &registry::GLOBAL_LOCK,
         &registry::HEAPS_LOCK,
         &arena::PAGE_LOCK,
         &huge::HUGE_LOCK,
+        &profile::PROF_LOCK,
     ]
 }
 

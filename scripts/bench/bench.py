@@ -263,7 +263,53 @@ def fastpath_tables(fp):
     return L
 
 
-def write_markdown(path, med, benches, allocs, info, fp, args, elapsed):
+LOCKS = re.compile(r"^locks\s+(.*)$", re.M)
+
+
+def lock_counts(measure, benches, bindir, work):
+    """xalloc's shared-lock acquisitions per million operations (the programs' own `ops`), from
+    its exit statistics: one extra run of each program benchmark with XALLOC_STATS on."""
+    res = {}
+    for name, kind, argv, _ in benches:
+        if kind != "prog":
+            continue
+        argv = [os.path.join(bindir, argv[0])] + argv[1:]
+        stats = os.path.join(work, "locks.%p.txt")
+        for f in os.listdir(work):
+            if f.startswith("locks."):
+                os.unlink(os.path.join(work, f))
+        r = run_once(measure, argv, ALLOCATORS["xalloc"][0], {"XALLOC_STATS_FILE": stats}, work)
+        ops = r["extra"].get("ops", 0)
+        text = "".join(open(os.path.join(work, f)).read() for f in os.listdir(work)
+                       if f.startswith("locks."))
+        m = LOCKS.findall(text)
+        if not m or not ops:
+            continue
+        counts = {}
+        for part in m[-1].split(", "):
+            w = part.split()
+            if len(w) >= 2 and w[1].isdigit():
+                counts[w[0]] = int(w[1])
+        res[name] = {"ops": ops, "per_million": {k: v * 1e6 / ops for k, v in counts.items()}}
+        print(f"{name:20} locks per million ops: " + ", ".join(
+            f"{k} {v:.0f}" for k, v in res[name]["per_million"].items()), flush=True)
+    return res
+
+
+def lock_table(locks):
+    L = ["\n## Shared-lock acquisitions of xalloc, per million operations\n",
+         "From one more run of each benchmark with `XALLOC_STATS` on: the acquisitions its exit "
+         "report counts, divided by the operations the program reports (`ops`). Zero means the "
+         "benchmark never touched the lock after start-up.\n"]
+    names = sorted({k for v in locks.values() for k in v["per_million"]})
+    L.append("| benchmark | " + " | ".join(names) + " |")
+    L.append("|---|" + "---:|" * len(names))
+    for n, v in locks.items():
+        L.append(f"| {n} | " + " | ".join(f"{v['per_million'].get(k, 0):.0f}" for k in names) + " |")
+    return L
+
+
+def write_markdown(path, med, benches, allocs, info, fp, args, elapsed, locks=None):
     names = [b[0] for b in benches if b[0] in med]
     L = []
     L.append("# xalloc benchmark results\n")
@@ -347,6 +393,9 @@ def write_markdown(path, med, benches, allocs, info, fp, args, elapsed):
                  "(every allocator's plain fast path); *solo probe*: the loop frees the only live block "
                  "of its page each time (allocators that retire empty pages take a slow path).\n")
         L.extend(fastpath_tables(fp))
+
+    if locks:
+        L.extend(lock_table(locks))
 
     L.append("\n## Benchmarks\n")
     for n, kind, argv, desc in benches:
@@ -597,12 +646,17 @@ def main():
             print("instructions per malloc+free pair (pair/inside):", flush=True)
             fp = {"live": fastpath_counts(allocs, [16, 64, 256, 4096], keep=8),
                   "solo": fastpath_counts(allocs, [16, 64, 256, 4096], keep=0)}
+        locks = {}
+        if "xalloc" in allocs:
+            locks = lock_counts(measure, benches, bindir, work)
         elapsed = time.time() - t_start
         info = machine_info(allocs)
         med = summarize(raw, allocs)
         with open(os.path.join(out, "bench.json"), "w") as f:
-            json.dump({"info": info, "args": vars(args), "raw": raw, "fastpath": fp}, f, indent=1)
-        write_markdown(os.path.join(out, "bench.md"), med, benches, allocs, info, fp, args, elapsed)
+            json.dump({"info": info, "args": vars(args), "raw": raw, "fastpath": fp, "locks": locks},
+                      f, indent=1)
+        write_markdown(os.path.join(out, "bench.md"), med, benches, allocs, info, fp, args, elapsed,
+                       locks)
         write_summary(os.path.join(out, "summary.md"), med, benches, allocs, fp)
         write_svg(os.path.join(out, "bench.svg"), med, benches, allocs,
                   f"xalloc vs peers, relative to mimalloc ({info['cpus']} CPUs, {args.threads} threads)")
