@@ -42,12 +42,15 @@ pub static PROF_LOCK: RawLock = RawLock::new("PROF_LOCK");
 
 /// Frames kept per sample.
 pub const MAX_FRAMES: usize = 64;
-/// Distinct stacks (a power of two; at most 3/4 used).
-const STACK_SLOTS: usize = 1 << 16;
+/// Distinct stacks at most.
+const MAX_STACKS: usize = 1 << 16;
 /// Frames stored over all distinct stacks.
 const FRAME_POOL: usize = 1 << 21;
-/// Live sampled blocks (a power of two; at most 3/4 used).
-const LIVE_SLOTS: usize = 1 << 18;
+/// Slots of the hash tables (stack index, live blocks) at most, and to begin with (powers of
+/// two; a table doubles when 3/4 full). Small tables first: slots are used at random, and
+/// every page a slot lands on becomes resident.
+const MAX_SLOTS: usize = 1 << 18;
+const MIN_SLOTS: usize = 1 << 10;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 /// Requests up to this many bytes take `alloc`'s fast path: [`SLAB_LIMIT`], or 0 while the
@@ -75,7 +78,7 @@ struct Stack {
     hash: u64,
     /// First frame in the pool.
     first: u32,
-    /// Frames; 0 for an empty slot (a stored stack has at least one, or a placeholder).
+    /// Frames (at least one: a stack the unwinder found empty is kept as one frame 0).
     len: u32,
     /// Samples taken at this stack.
     count: u64,
@@ -93,14 +96,27 @@ struct Live {
     stack: usize,
 }
 
+/// Everything the profiler records, in one mapping (touched as it fills).
+///
+/// Invariants: `stacks[..stacks_used]` are the distinct stacks, their frames in
+/// `frames[..frames_used]`; `index[side]` is an open-addressing table of `index_cap` slots
+/// holding `id + 1` of every stack (0: empty), placed by its hash; `live[side]` one of
+/// `live_cap` slots holding every sampled block still allocated (`addr` 0: empty), placed by
+/// address, with no tombstones (deletion shifts entries back). The other side of each is
+/// unused (its pages given back), the place the next doubling rehashes into.
 #[repr(C)]
 struct Tables {
-    stacks: [Stack; STACK_SLOTS],
+    stacks: [Stack; MAX_STACKS],
     frames: [usize; FRAME_POOL],
-    live: [Live; LIVE_SLOTS],
+    index: [[u32; MAX_SLOTS]; 2],
+    live: [[Live; MAX_SLOTS]; 2],
     frames_used: usize,
     stacks_used: usize,
+    index_cap: usize,
+    index_side: usize,
     live_used: usize,
+    live_cap: usize,
+    live_side: usize,
 }
 
 // The per-thread flag set while the thread captures a stack (an allocation by the unwinder is
@@ -254,26 +270,50 @@ fn hash_frames(f: &[usize]) -> u64 {
     h | 1
 }
 
-/// The slot of stack `f`, added if new; `None` when the tables are full. Under PROF_LOCK.
+/// Give the pages of `len` bytes at `p` back (a table side no longer used).
+fn release<T>(p: &mut [T]) {
+    let (start, len) = (p.as_mut_ptr() as usize, core::mem::size_of_val(p));
+    let a = start.next_multiple_of(os::PAGE);
+    let end = (start + len) & !(os::PAGE - 1);
+    if end > a {
+        os::decommit(a as *mut u8, end - a);
+    }
+}
+
+/// Put stack `id` into index side `side` of `cap` slots.
+fn index_put(t: &mut Tables, side: usize, cap: usize, id: usize) {
+    let mut i = t.stacks[id].hash as usize & (cap - 1);
+    while t.index[side][i] != 0 {
+        i = (i + 1) & (cap - 1);
+    }
+    t.index[side][i] = id as u32 + 1;
+}
+
+/// The id of stack `f`, added if new; `None` when the tables are full. Under PROF_LOCK.
 fn intern(t: &mut Tables, f: &[usize]) -> Option<usize> {
+    if t.index_cap == 0 {
+        t.index_cap = MIN_SLOTS;
+    }
     let h = hash_frames(f);
-    let mut i = (h as usize) & (STACK_SLOTS - 1);
+    let (side, cap) = (t.index_side, t.index_cap);
+    let mut i = h as usize & (cap - 1);
     loop {
-        let s = t.stacks[i];
-        if s.len == 0 {
+        let id = t.index[side][i] as usize;
+        if id == 0 {
             break;
         }
+        let s = t.stacks[id - 1];
         if s.hash == h
             && s.len as usize == f.len().max(1)
             && (f.is_empty() || t.frames[s.first as usize..][..f.len()] == *f)
         {
-            return Some(i);
+            return Some(id - 1);
         }
-        i = (i + 1) & (STACK_SLOTS - 1);
+        i = (i + 1) & (cap - 1);
     }
     // A stack of no frames (the unwinder found none) is kept as one frame of address 0.
     let n = f.len().max(1);
-    if t.stacks_used >= STACK_SLOTS / 4 * 3 || t.frames_used + n > FRAME_POOL {
+    if t.stacks_used == MAX_STACKS || t.frames_used + n > FRAME_POOL {
         return None;
     }
     let first = t.frames_used;
@@ -283,20 +323,41 @@ fn intern(t: &mut Tables, f: &[usize]) -> Option<usize> {
         t.frames[first..first + n].copy_from_slice(f);
     }
     t.frames_used += n;
+    let id = t.stacks_used;
     t.stacks_used += 1;
-    t.stacks[i] = Stack {
+    t.stacks[id] = Stack {
         hash: h,
         first: first as u32,
         len: n as u32,
         count: 0,
         weight: 0,
     };
-    Some(i)
+    if t.stacks_used > cap / 4 * 3 {
+        // Double into the other side, then give this one's pages back.
+        let (new, new_cap) = (1 - side, cap * 2);
+        for k in 0..id {
+            index_put(t, new, new_cap, k);
+        }
+        t.index[side][..cap].fill(0);
+        release(&mut t.index[side][..cap]);
+        (t.index_side, t.index_cap) = (new, new_cap);
+    }
+    index_put(t, t.index_side, t.index_cap, id);
+    Some(id)
 }
 
 #[inline]
-fn live_home(addr: usize) -> usize {
-    ((addr >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) & (LIVE_SLOTS - 1)
+fn live_home(addr: usize, cap: usize) -> usize {
+    ((addr >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) & (cap - 1)
+}
+
+/// Put `e` into live side `side` of `cap` slots.
+fn live_put(t: &mut Tables, side: usize, cap: usize, e: Live) {
+    let mut i = live_home(e.addr, cap);
+    while t.live[side][i].addr != 0 {
+        i = (i + 1) & (cap - 1);
+    }
+    t.live[side][i] = e;
 }
 
 /// Record block `p` of `size` bytes as a sample of weight `weight`, with the calling thread's
@@ -313,26 +374,50 @@ pub fn record(p: *mut u8, size: usize, weight: u64) {
     let _g = Guard::new(&PROF_LOCK);
     // SAFETY: the tables are mapped (the profiler is on) and ours under PROF_LOCK.
     let t = unsafe { &mut *tables() };
-    if t.live_used >= LIVE_SLOTS / 4 * 3 {
-        DROPPED.fetch_add(1, Ordering::Relaxed);
-        return;
+    insert(t, p as usize, size, weight, &frames[..n]);
+}
+
+/// [`record`]'s work under PROF_LOCK: count the sample for its stack, remember the block.
+fn insert(t: &mut Tables, addr: usize, size: usize, weight: u64, frames: &[usize]) {
+    if t.live_cap == 0 {
+        t.live_cap = MIN_SLOTS;
     }
-    let Some(id) = intern(t, &frames[..n]) else {
+    if t.live_used + 1 > t.live_cap / 4 * 3 {
+        if t.live_cap == MAX_SLOTS {
+            DROPPED.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        // Double into the other side, then give this one's pages back.
+        let (side, cap) = (t.live_side, t.live_cap);
+        let (new, new_cap) = (1 - side, cap * 2);
+        for k in 0..cap {
+            let e = t.live[side][k];
+            if e.addr != 0 {
+                live_put(t, new, new_cap, e);
+            }
+        }
+        t.live[side][..cap].fill(Live {
+            addr: 0,
+            size: 0,
+            weight: 0,
+            stack: 0,
+        });
+        release(&mut t.live[side][..cap]);
+        (t.live_side, t.live_cap) = (new, new_cap);
+    }
+    let Some(id) = intern(t, frames) else {
         DROPPED.fetch_add(1, Ordering::Relaxed);
         return;
     };
     t.stacks[id].count += 1;
     t.stacks[id].weight += weight;
-    let mut i = live_home(p as usize);
-    while t.live[i].addr != 0 {
-        i = (i + 1) & (LIVE_SLOTS - 1);
-    }
-    t.live[i] = Live {
-        addr: p as usize,
+    let e = Live {
+        addr,
         size,
         weight,
         stack: id,
     };
+    live_put(t, t.live_side, t.live_cap, e);
     t.live_used += 1;
     TAKEN.fetch_add(1, Ordering::Relaxed);
 }
@@ -345,38 +430,47 @@ pub fn forget(p: *mut u8) -> bool {
     let _g = Guard::new(&PROF_LOCK);
     // SAFETY: the tables are mapped and ours under PROF_LOCK.
     let t = unsafe { &mut *tables() };
-    let addr = p as usize;
-    let mut i = live_home(addr);
+    remove(t, p as usize)
+}
+
+/// [`forget`]'s work under PROF_LOCK.
+fn remove(t: &mut Tables, addr: usize) -> bool {
+    let (side, cap) = (t.live_side, t.live_cap);
+    if cap == 0 {
+        return false;
+    }
+    let live = &mut t.live[side];
+    let mut i = live_home(addr, cap);
     loop {
-        let a = t.live[i].addr;
+        let a = live[i].addr;
         if a == addr {
             break;
         }
         if a == 0 {
             return false;
         }
-        i = (i + 1) & (LIVE_SLOTS - 1);
+        i = (i + 1) & (cap - 1);
     }
     // Backward-shift deletion: move later entries of the probe chain into the hole.
     let mut j = i;
     loop {
-        j = (j + 1) & (LIVE_SLOTS - 1);
-        let e = t.live[j];
+        j = (j + 1) & (cap - 1);
+        let e = live[j];
         if e.addr == 0 {
             break;
         }
-        let home = live_home(e.addr);
+        let home = live_home(e.addr, cap);
         let between = if i <= j {
             i < home && home <= j
         } else {
             i < home || home <= j
         };
         if !between {
-            t.live[i] = e;
+            live[i] = e;
             i = j;
         }
     }
-    t.live[i].addr = 0;
+    live[i].addr = 0;
     t.live_used -= 1;
     true
 }
@@ -422,13 +516,16 @@ pub fn dump(fd: i32) {
         let _g = Guard::new(&PROF_LOCK);
         // SAFETY: mapped; read under PROF_LOCK.
         let t = unsafe { &*tables() };
-        for e in t.live.iter().filter(|e| e.addr != 0) {
+        for e in t.live[t.live_side][..t.live_cap]
+            .iter()
+            .filter(|e| e.addr != 0)
+        {
             o.put(b"live ").dec(e.size as u64).put(b" ").dec(e.weight);
             put_frames(&mut o, t, e.stack);
             o.put(b"\n");
         }
-        for (id, s) in t.stacks.iter().enumerate() {
-            if s.len != 0 && s.count != 0 {
+        for (id, s) in t.stacks[..t.stacks_used].iter().enumerate() {
+            if s.count != 0 {
                 o.put(b"alloc ").dec(s.count).put(b" ").dec(s.weight);
                 put_frames(&mut o, t, id);
                 o.put(b"\n");
@@ -538,6 +635,43 @@ mod tests {
         assert_eq!(intern(t, &[]), Some(e));
         assert_eq!(t.stacks_used, 3);
         assert_eq!(t.frames_used, 7);
+    }
+
+    #[test]
+    fn tables_grow_and_keep_everything() {
+        let len = core::mem::size_of::<Tables>().next_multiple_of(os::PAGE);
+        let t = os::map(len) as *mut Tables;
+        assert!(!t.is_null());
+        // SAFETY: freshly mapped zeroed memory is a valid empty Tables.
+        let t = unsafe { &mut *t };
+        // stacks: well past the first index's 3/4, through several doublings
+        let ids: Vec<usize> = (0..5000usize)
+            .map(|k| intern(t, &[k + 1, k * 7 + 3]).unwrap())
+            .collect();
+        assert!(t.index_cap >= 8192, "{}", t.index_cap);
+        for (k, &id) in ids.iter().enumerate() {
+            assert_eq!(intern(t, &[k + 1, k * 7 + 3]), Some(id));
+        }
+        assert_eq!(t.stacks_used, 5000);
+        // live blocks: 40 000 in, every other one out, the rest still found
+        let addr = |k: usize| 0x7f00_0000_0000 + k * 48;
+        for k in 0..40_000 {
+            insert(t, addr(k), 100, 5, &[k % 50 + 1]);
+        }
+        assert_eq!(t.live_used, 40_000);
+        assert!(t.live_cap >= 65536);
+        for k in (0..40_000).step_by(2) {
+            assert!(remove(t, addr(k)));
+        }
+        assert!(!remove(t, addr(0)));
+        for k in 0..40_000 {
+            assert_eq!(remove(t, addr(k)), k % 2 == 1, "{k}");
+        }
+        assert_eq!(t.live_used, 0);
+        // counts went to the stacks: 800 samples of weight 5 at each of 50 stacks
+        let total: u64 = t.stacks[..t.stacks_used].iter().map(|s| s.count).sum();
+        assert_eq!(total, 40_000);
+        os::unmap(t as *mut Tables as *mut u8, len);
     }
 
     #[test]
