@@ -15,6 +15,42 @@
 use crate::os;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+/// `a == b`, for the comparisons whose one side derives from the mark (the double-free test).
+///
+/// Fuzzers build every crate with comparison tracing (SanitizerCoverage's `trace-compares`,
+/// which `cargo fuzz` turns on): each integer compare also hands both operands to the fuzzer,
+/// which keeps them and writes one into its next inputs wherever those hold the other. Here
+/// that is `mark ^ address` against the second word of a block being freed; libFuzzer frees a
+/// copy of each input after running it, at an address the next copy of the same size class
+/// gets again, so it learned `mark ^ address` for its own buffer, put it into an input, and
+/// the free of the copy then read as a double free. Under `cfg(fuzzing)` (set by `cargo fuzz`
+/// and `cargo afl`) the compare is made in assembly, which no instrumentation sees; otherwise
+/// it is a plain compare the optimiser can fuse with its branch.
+#[inline(always)]
+pub fn same_as_secret(a: u64, b: u64) -> bool {
+    #[cfg(fuzzing)]
+    {
+        let eq: u8;
+        // SAFETY: a compare of two registers and a flag read into a third; no memory, no
+        // stack.
+        unsafe {
+            core::arch::asm!(
+                "cmp {a}, {b}",
+                "sete {eq}",
+                a = in(reg) a,
+                b = in(reg) b,
+                eq = out(reg_byte) eq,
+                options(pure, nomem, nostack),
+            );
+        }
+        eq != 0
+    }
+    #[cfg(not(fuzzing))]
+    {
+        a == b
+    }
+}
+
 /// The cached pair; (0, 0) until first computed.
 static MASK: AtomicU64 = AtomicU64::new(0);
 static MARK: AtomicU64 = AtomicU64::new(0);
@@ -54,6 +90,20 @@ fn compute() -> (u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_as_secret_is_equality() {
+        let (_, mark) = keys();
+        for (a, b) in [
+            (mark, mark),
+            (mark, mark ^ 1),
+            (0, 0),
+            (0, u64::MAX),
+            (u64::MAX, u64::MAX),
+        ] {
+            assert_eq!(same_as_secret(a, b), a == b, "{a:#x} {b:#x}");
+        }
+    }
 
     #[test]
     fn keys_are_stable_and_well_formed() {

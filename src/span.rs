@@ -70,7 +70,9 @@ impl Block {
     #[inline(always)]
     pub unsafe fn is_marked(b: *mut Block, mark: u64) -> bool {
         // SAFETY: forwarded contract.
-        unsafe { (*b).mark == mark ^ b.addr() as u64 }
+        let word = unsafe { (*b).mark };
+        // Not a plain `==` under a fuzzer: see `same_as_secret`.
+        crate::secret::same_as_secret(word, mark ^ b.addr() as u64)
     }
 
     /// Mark `b` as free with the process's `mark`.
