@@ -35,19 +35,24 @@
 //!
 //! # The two data paths
 //!
-//! `malloc(n)`: `ffi` → `alloc::malloc` → for `n <= 32 KiB`: `size_class::class_of` →
-//! `thread::alloc_small` (`tls::heap`) → `heap::Heap::alloc_fast` (hot list, else
+//! `malloc(n)`: `ffi` → `alloc::malloc` → `tls::heap`; for `n` up to the heap's fast-path limit
+//! (32 KiB; 0 while the heap profiler is on, and for a thread's first request):
+//! `size_class::class_of` → `thread::alloc_small_in` → `heap::Heap::alloc_fast` (hot list, else
 //! `span::Span::pop` / `pop_local` on the current slab); on a miss `thread::alloc_small_slow` →
 //! `heap::Heap::alloc_from_queues` / `registry::adopt_into` / `heap::Heap::alloc_from_new_slab`
 //! → `slab::create` → `pages::alloc_run` (`arena::Arena::alloc_run` → `buddy::Buddy::take`) and
-//! `pagemap::map_run`. Larger: `medium::alloc` → `pages::alloc_run`, or `huge::alloc` →
-//! `os::map`.
+//! `pagemap::map_run`. Past the limit, `alloc::malloc_cold`: the first request of a thread,
+//! the profiler's countdown and samples (`alloc::profiled` → `profile::record`, a sampled
+//! block being a medium block of its own), `medium::alloc` → `pages::alloc_run`, or
+//! `huge::alloc` → `os::map`.
 //!
-//! `free(p)`: `ffi` → `alloc::free` → `pagemap::span_of` (null: `huge::free`, else "invalid
-//! pointer") → `span::Span::is_block_start` (no: "invalid pointer" / "double free") → owner word
+//! `free(p)`: `ffi` → `alloc::free` → `pagemap::lookup` (outside every arena: `huge::free`,
+//! else "invalid pointer"; inside, a page no live run covers maps to an unused span) →
+//! `span::Span::is_block_start` (no: "invalid pointer" / "double free") → owner word
 //! equal to `tls::heap()`: `heap::Heap::free_own` (hot list, else `span::Span::push_local`;
 //! an emptied slab → `slab::release` → `pages::free_run` → `purge`); otherwise
-//! `alloc::free_by_kind` → `medium::free` → `pages::free_run`, or `thread::free_foreign` (own
+//! `alloc::free_by_kind` → `medium::free` (a sampled block: `profile::forget` first) →
+//! `pages::free_run`, or `thread::free_foreign` (own
 //! full slab: `heap::Heap::free_local`; another heap's: `heap::Heap::keep_foreign` or
 //! `heap::remote_free`).
 //!
