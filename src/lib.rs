@@ -22,7 +22,7 @@
 //! L3    | size_class bitmap       | class tables; page bitmaps
 //! L2    | sync config secret counters textout | the futex lock that names its holder; XALLOC_* options; free-list mask and mark; call counters; buffered file output
 //! L1    | debug                   | fatal errors, misuse reports, assertions, no allocation
-//! L0    | os unwind               | the only module that calls libc or the kernel; the unwinder's stack walk
+//! L0    | os unwind               | libc and kernel calls (only `unwind` besides, for its stack walk); the profiler's stack walk
 //! ```
 //!
 //! `ffi` holds the `#[no_mangle]` exports. The C++ operators are the one other export file,
