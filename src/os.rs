@@ -1,5 +1,5 @@
-//! L0: the only module that calls the C library or the kernel (the others use `libc`'s types and
-//! constants only).
+//! L0: the module that calls the C library and the kernel (the others use `libc`'s types and
+//! constants only; `unwind` calls glibc's `_dl_find_object` through the address found here).
 //!
 //! Contract shared by every function here: arguments are page aligned where the name says so,
 //! none takes a lock of the allocator's, and none touches `errno` in a way its caller can see
