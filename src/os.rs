@@ -415,13 +415,19 @@ pub fn cwd_handle() -> Option<i32> {
 /// path is taken from directory descriptor `dir` (`libc::AT_FDCWD` for the current one).
 /// Returns the descriptor, or the `errno` of the failure.
 pub fn open_append(dir: i32, path: &core::ffi::CStr) -> Result<i32, i32> {
+    open_for_writing(dir, path, libc::O_APPEND)
+}
+
+/// `openat(dir, path, O_WRONLY | O_CREAT | O_CLOEXEC | extra, 0644)`: the descriptor, or the
+/// `errno` of the failure.
+fn open_for_writing(dir: i32, path: &core::ffi::CStr, extra: i32) -> Result<i32, i32> {
     let _e = ErrnoGuard::new();
     // SAFETY: path is NUL-terminated; the mode argument is read because of O_CREAT.
     let r = unsafe {
         libc::openat(
             dir,
             path.as_ptr(),
-            libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC | extra,
             0o644 as libc::c_uint,
         )
     };
@@ -521,22 +527,7 @@ pub fn dlsym_default(name: &core::ffi::CStr) -> *mut libc::c_void {
 /// descriptor `dir` (`libc::AT_FDCWD` for the current one). Returns the descriptor, or the
 /// `errno` of the failure. Never allocates.
 pub fn create_file(dir: i32, path: &core::ffi::CStr) -> Result<i32, i32> {
-    let _e = ErrnoGuard::new();
-    // SAFETY: path is NUL-terminated; the mode argument is read because of O_CREAT.
-    let r = unsafe {
-        libc::openat(
-            dir,
-            path.as_ptr(),
-            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
-            0o644 as libc::c_uint,
-        )
-    };
-    if r < 0 {
-        // SAFETY: __errno_location always returns this thread's valid errno slot.
-        Err(unsafe { *libc::__errno_location() })
-    } else {
-        Ok(r)
-    }
+    open_for_writing(dir, path, libc::O_TRUNC)
 }
 
 /// Open `path` for reading; `None` on failure. Never allocates.
