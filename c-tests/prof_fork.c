@@ -1,5 +1,6 @@
 // mode: preload direct
 // env: XALLOC_PROF=1
+// env: XALLOC_PROF_FILE=/dev/null
 // env: XALLOC_PROF_RATE=1K
 // libs: -ldl
 // stdout: ok
