@@ -11,11 +11,12 @@ use crate::os::{self, PAGE};
 use crate::pages::LARGEST_MISS_PAGES;
 use crate::span::Kind;
 use crate::sync::Guard;
-use crate::textout::FileOut;
+use crate::textout::{FileOut, Text};
 use core::sync::atomic::Ordering;
 
-/// Bytes of buffer per arena: room for a line per 4-page run at worst.
-const PER_ARENA: usize = (ARENA_PAGES / 4) * 64;
+/// Bytes of buffer per arena: room for a line of up to 40 bytes per page (free pages alternate
+/// between resident and purged one by one at worst); mapped, so only what is written is touched.
+const PER_ARENA: usize = ARENA_PAGES * 40;
 
 /// A bounded text buffer in mapped memory.
 struct Snap {
@@ -25,7 +26,7 @@ struct Snap {
     cut: bool,
 }
 
-impl Snap {
+impl Text for Snap {
     fn put(&mut self, s: &[u8]) -> &mut Self {
         if self.len + s.len() > self.cap {
             self.cut = true;
@@ -35,18 +36,6 @@ impl Snap {
         unsafe { core::ptr::copy_nonoverlapping(s.as_ptr(), self.p.add(self.len), s.len()) };
         self.len += s.len();
         self
-    }
-
-    fn dec(&mut self, v: u64) -> &mut Self {
-        let mut l = crate::debug::LineBuf::new();
-        l.dec(v);
-        self.put(l.as_bytes())
-    }
-
-    fn hex(&mut self, v: usize) -> &mut Self {
-        let mut l = crate::debug::LineBuf::new();
-        l.hex(v);
-        self.put(l.as_bytes())
     }
 }
 

@@ -33,7 +33,7 @@
 use crate::os;
 use crate::size_class::SLAB_LIMIT;
 use crate::sync::{Guard, RawLock};
-use crate::textout::FileOut;
+use crate::textout::{FileOut, Text};
 use crate::unwind;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -133,42 +133,38 @@ core::arch::global_asm!(
     ".popsection",
 );
 
-macro_rules! tls_slot {
-    ($get:ident, $set:ident, $sym:literal) => {
-        #[inline(always)]
-        fn $get() -> u64 {
-            let v: u64;
-            // SAFETY: reads the GOT entry holding the slot's offset from the thread pointer,
-            // then the thread's own slot (initial-exec TLS, valid in every thread).
-            unsafe {
-                core::arch::asm!(
-                    concat!("mov {off}, qword ptr [rip + ", $sym, "@GOTTPOFF]"),
-                    "mov {v}, qword ptr fs:[{off}]",
-                    off = out(reg) _,
-                    v = out(reg) v,
-                    options(nostack, readonly, preserves_flags)
-                );
-            }
-            v
-        }
-
-        #[inline(always)]
-        fn $set(v: u64) {
-            // SAFETY: writes the calling thread's own slot (see the reader).
-            unsafe {
-                core::arch::asm!(
-                    concat!("mov {off}, qword ptr [rip + ", $sym, "@GOTTPOFF]"),
-                    "mov qword ptr fs:[{off}], {v}",
-                    off = out(reg) _,
-                    v = in(reg) v,
-                    options(nostack, preserves_flags)
-                );
-            }
-        }
-    };
+/// The calling thread's flag (see the slot above).
+#[inline(always)]
+fn busy() -> u64 {
+    let v: u64;
+    // SAFETY: reads the GOT entry holding the slot's offset from the thread pointer, then the
+    // thread's own slot (initial-exec TLS, valid in every thread).
+    unsafe {
+        core::arch::asm!(
+            "mov {off}, qword ptr [rip + xalloc_tls_prof_busy@GOTTPOFF]",
+            "mov {v}, qword ptr fs:[{off}]",
+            off = out(reg) _,
+            v = out(reg) v,
+            options(nostack, readonly, preserves_flags)
+        );
+    }
+    v
 }
 
-tls_slot!(busy, set_busy, "xalloc_tls_prof_busy");
+/// Set the calling thread's flag.
+#[inline(always)]
+fn set_busy(v: u64) {
+    // SAFETY: writes the calling thread's own slot (see `busy`).
+    unsafe {
+        core::arch::asm!(
+            "mov {off}, qword ptr [rip + xalloc_tls_prof_busy@GOTTPOFF]",
+            "mov qword ptr fs:[{off}], {v}",
+            off = out(reg) _,
+            v = in(reg) v,
+            options(nostack, preserves_flags)
+        );
+    }
+}
 
 /// Whether the profiler is on.
 #[inline]

@@ -4,6 +4,26 @@
 use crate::debug::LineBuf;
 use crate::os;
 
+/// Text output: bytes, and numbers written with [`LineBuf`]'s digits.
+pub trait Text {
+    /// Append bytes.
+    fn put(&mut self, s: &[u8]) -> &mut Self;
+
+    /// Append `v` in decimal.
+    fn dec(&mut self, v: u64) -> &mut Self {
+        let mut l = LineBuf::new();
+        l.dec(v);
+        self.put(l.as_bytes())
+    }
+
+    /// Append `v` as `0x` and lower-case hex digits.
+    fn hex(&mut self, v: usize) -> &mut Self {
+        let mut l = LineBuf::new();
+        l.hex(v);
+        self.put(l.as_bytes())
+    }
+}
+
 /// A stack buffer in front of a file descriptor; full buffers go out with `write(2)`.
 pub struct FileOut {
     fd: i32,
@@ -21,8 +41,15 @@ impl FileOut {
         }
     }
 
-    /// Append bytes.
-    pub fn put(&mut self, s: &[u8]) -> &mut Self {
+    /// Write out what is buffered.
+    pub fn flush(&mut self) {
+        os::write_all(self.fd, &self.buf[..self.len]);
+        self.len = 0;
+    }
+}
+
+impl Text for FileOut {
+    fn put(&mut self, s: &[u8]) -> &mut Self {
         for chunk in s.chunks(self.buf.len()) {
             if self.len + chunk.len() > self.buf.len() {
                 self.flush();
@@ -31,26 +58,6 @@ impl FileOut {
             self.len += chunk.len();
         }
         self
-    }
-
-    /// Append `v` in decimal.
-    pub fn dec(&mut self, v: u64) -> &mut Self {
-        let mut l = LineBuf::new();
-        l.dec(v);
-        self.put(l.as_bytes())
-    }
-
-    /// Append `v` as `0x` and lower-case hex digits.
-    pub fn hex(&mut self, v: usize) -> &mut Self {
-        let mut l = LineBuf::new();
-        l.hex(v);
-        self.put(l.as_bytes())
-    }
-
-    /// Write out what is buffered.
-    pub fn flush(&mut self) {
-        os::write_all(self.fd, &self.buf[..self.len]);
-        self.len = 0;
     }
 }
 
