@@ -1,13 +1,15 @@
 // mode: preload direct
 // expect: abort
-// stderr: xalloc: malloc re-entered while this thread holds PAGE_LOCK (from a signal handler?)
+// stderr: xalloc: malloc re-entered while this thread holds
+// stderr: (from a signal handler?)
 // timeout: 30
 //
 // A signal handler that calls malloc while the thread it interrupted is inside malloc or free.
-// The main loop allocates 100-byte and 300 KB blocks (a 300 KB block takes PAGE_LOCK in the
-// page allocator); a SIGALRM handler, run every 50 microseconds by setitimer, does
-// free(malloc(40000)), which takes PAGE_LOCK too. Sooner or later the signal lands while the
-// thread holds PAGE_LOCK and the handler asks for it again.
+// The main loop allocates 100-byte and 300 KB blocks (a 300 KB block goes through the thread's
+// run cache and at times takes PAGE_LOCK in the page allocator); a SIGALRM handler, run every
+// 50 microseconds by setitimer, does free(malloc(40000)), which needs both too. Sooner or
+// later the signal lands while the thread is inside its run cache or holds PAGE_LOCK, and the
+// handler asks for it again: the message names which.
 //
 // This is undefined behaviour, but a hang is the worst answer: xalloc must abort with its
 // re-entry message. The loop runs until that happens; if it has not after 20 seconds the

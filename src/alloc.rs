@@ -1,4 +1,4 @@
-//! L13: the C library's semantics over the three tiers — size → tier for `malloc`, and
+//! L14: the C library's semantics over the three tiers — size → tier for `malloc`, and
 //! `free(ptr)` → page map → span kind → tier.
 //!
 //! Tiers: small blocks (at most [`SLAB_LIMIT`]) from the calling thread's slabs
@@ -21,6 +21,7 @@ use crate::os::{self, PAGE};
 use crate::pagemap;
 use crate::profile;
 use crate::purge;
+use crate::run_cache::RunCache;
 use crate::secret;
 use crate::size_class::{SLAB_LIMIT, SizeClass, class_of};
 use crate::span::{Block, Kind, Span};
@@ -122,7 +123,16 @@ unsafe fn free_medium(s: *mut Span, p: *mut u8) {
     }
     counters::add(Counter::MediumFree);
     // SAFETY: forwarded contract.
-    unsafe { medium::free(s) }
+    unsafe { medium::free(s, own_runs()) }
+}
+
+/// The calling thread's run cache (its heap's, made now if it has none), if it has a heap of
+/// its own.
+#[inline]
+fn own_runs() -> Option<&'static mut RunCache> {
+    // SAFETY: our own heap; the medium tier's call is the only user of its cache meanwhile
+    // (a signal handler re-entering it is caught by the cache).
+    thread::own_heap_or_init().map(|h| unsafe { Heap::runs(h) })
 }
 
 /// A medium or huge block of `size` bytes aligned to `align` (a power of two ≥ page size).
@@ -134,7 +144,7 @@ fn malloc_big(size: usize, align: usize) -> (*mut u8, bool) {
         return (enomem(), false);
     }
     if size <= MEDIUM_LIMIT && align <= MEDIUM_LIMIT {
-        return match medium::alloc(size, align) {
+        return match medium::alloc(size, align, own_runs()) {
             Some(r) => {
                 counters::add(Counter::MediumAlloc);
                 r

@@ -1,4 +1,4 @@
-//! L14: the C++ `operator new` / `operator delete` family (the 20 replaceable forms of C++17:
+//! L15: the C++ `operator new` / `operator delete` family (the 20 replaceable forms of C++17:
 //! plain and array; nothrow; sized delete; `std::align_val_t`), exported beside the C names of
 //! [`crate::ffi`] under the `override` feature.
 //!

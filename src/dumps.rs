@@ -1,4 +1,4 @@
-//! L13: when the profiler and the heap map write their dumps — the options read at load time,
+//! L14: when the profiler and the heap map write their dumps — the options read at load time,
 //! the dumps at exit, on `XALLOC_DUMP_SIGNAL` and on request (`xa_prof_dump`, `xa_heap_map`).
 //!
 //! A signal handler cannot write a dump itself: it may have interrupted this very thread inside

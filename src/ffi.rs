@@ -1,4 +1,4 @@
-//! L14: the only `#[no_mangle]` exports — the glibc malloc family and our own `xa_*` API.
+//! L15: the only `#[no_mangle]` exports — the glibc malloc family and our own `xa_*` API.
 //!
 //! Each export checks its arguments, applies glibc 2.36's rules (errno, overflow, alignment,
 //! `malloc(0)`, `realloc(p, 0)`), and makes one call into [`crate::alloc`]. The standard names

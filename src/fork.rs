@@ -1,4 +1,4 @@
-//! L11: the fork handlers. `prepare` takes every allocator lock (after glibc's stdio list
+//! L12: the fork handlers. `prepare` takes every allocator lock (after glibc's stdio list
 //! lock) so that no lock is held mid-update when the process is copied; `parent` releases
 //! them; `child` resets them, takes back the pages other threads were purging (with no lock
 //! held) when the process was copied, and orphans the heaps of the threads that did not

@@ -1,13 +1,14 @@
-//! L9: a heap — one thread's slabs, its hot lists and its remote-free stack — with the malloc
+//! L10: a heap — one thread's slabs, its hot lists and its remote-free stack — with the malloc
 //! and free fast paths and the slow paths over its own slabs.
 //!
 //! The owner allocates and frees on its slabs with no lock and no atomic read-modify-write. A
 //! thread that frees a block of a slab it does not own keeps it in its own hot list if there is
-//! room and it holds fewer than [`FOREIGN_LIMIT`] such blocks, else pushes it onto the owning
-//! heap's `remote` stack (one CAS); the owner takes the whole stack with one swap in its slow
-//! path and frees the blocks locally. Kept foreign blocks go home at the heap's next tick (or
-//! `malloc_trim`, or thread exit), so a thread holds at most [`FOREIGN_LIMIT`] of them, and
-//! only until it next frees [`TICK_EVERY`] blocks.
+//! room, else pushes it onto the owning heap's `remote` stack (one CAS). Kept foreign blocks
+//! go home in batches — one chain and one CAS per owner heap — when [`FOREIGN_LIMIT`] of them
+//! are kept or their class's hot list is full, and at the heap's next tick (or `malloc_trim`,
+//! or thread exit), so a thread holds at most [`FOREIGN_LIMIT`] of them, and only until it
+//! next frees [`TICK_EVERY`] blocks. The owner takes its whole stack with one swap in its slow
+//! path and frees the blocks locally.
 //!
 //! Every stored link is encoded and checked when followed, every freed block marked, and every
 //! free of a marked block reported as a double free (see [`crate::secret`]).
@@ -21,6 +22,7 @@
 use crate::pagemap;
 use crate::profile;
 use crate::purge;
+use crate::run_cache::RunCache;
 use crate::secret;
 use crate::size_class::{CLASS_SIZE, NUM_CLASSES, SizeClass};
 use crate::slab;
@@ -144,6 +146,9 @@ pub struct Heap {
     sent: AtomicUsize,
     /// Bytes of blocks this heap took off remote stacks (its own, or an adopted heap's), ever.
     collected: AtomicUsize,
+    /// Runs this heap's thread gave up (emptied slabs, freed medium blocks), for its next
+    /// slab refills and medium blocks.
+    runs: RunCache,
     /// Blocks freed to this heap by other threads.
     remote: Padded<Remote>,
 }
@@ -224,6 +229,7 @@ impl Heap {
             flush_countdown: TICK_EVERY as i32,
             sent: AtomicUsize::new(0),
             collected: AtomicUsize::new(0),
+            runs: RunCache::new(),
             remote: Padded(Remote {
                 head: AtomicPtr::new(ptr::null_mut()),
             }),
@@ -351,11 +357,20 @@ impl Heap {
         // SAFETY: forwarded contract; c < NUM_CLASSES.
         unsafe {
             if (*h).foreign_held >= FOREIGN_LIMIT {
-                return false;
+                // Send the kept ones home in batches (a CAS per owner) and keep this one.
+                (*h).flush_foreign();
             }
             if !hot_push(h, c, b, (*h).mark) {
                 room_inc(h, c);
-                return false;
+                if (*h).foreign_classes & (1 << c) == 0 {
+                    return false;
+                }
+                // The list is full, partly of foreign blocks: send those home in a batch.
+                (*h).flush_foreign();
+                if !hot_push(h, c, b, (*h).mark) {
+                    room_inc(h, c);
+                    return false;
+                }
             }
             (*h).foreign_held += 1;
             (*h).foreign_classes |= 1 << c;
@@ -416,7 +431,7 @@ impl Heap {
 
     /// Make a new slab of class `c`, make it current, and pop a block. Null when out of memory.
     pub fn alloc_from_new_slab(&mut self, c: SizeClass) -> *mut u8 {
-        let s = slab::create(erased(self), c);
+        let s = slab::create(erased(self), c, &mut self.runs);
         if s.is_null() {
             return ptr::null_mut();
         }
@@ -491,9 +506,12 @@ impl Heap {
         self.foreign_classes = 0;
     }
 
-    /// Send the other heaps' blocks kept in the hot lists home; the heap's own stay.
+    /// Send the other heaps' blocks kept in the hot lists home, one chain and one CAS per
+    /// owner heap (up to [`Outbox`]'s capacity; blocks of further owners go one by one); the
+    /// heap's own stay.
     pub fn flush_foreign(&mut self) {
         let me = erased(self);
+        let mut out = Outbox::new();
         let mut classes = self.foreign_classes;
         while classes != 0 {
             let c = classes.trailing_zeros() as usize;
@@ -513,7 +531,7 @@ impl Heap {
                         kept = b;
                         n += 1;
                     } else {
-                        remote_free(s, b, self);
+                        out.add(s, b, self);
                     }
                     b = next;
                 }
@@ -521,6 +539,7 @@ impl Heap {
             self.hot[c] = kept;
             self.hot_room[c].store(HOT_LIMIT[c] - n, Ordering::Relaxed);
         }
+        out.send(self);
         self.foreign_held = 0;
         self.foreign_classes = 0;
     }
@@ -537,13 +556,38 @@ impl Heap {
                     // SAFETY: s is on queue c, empty and ours.
                     unsafe {
                         self.queues[c].remove(s);
-                        slab::release(s);
+                        slab::release(s, &mut self.runs);
                     }
                 }
                 s = next;
             }
             self.sync_direct(c);
         }
+    }
+
+    /// The run cache of heap `h`, for the medium tier.
+    ///
+    /// # Safety
+    /// `h` is the calling thread's own heap (not a static or shared one), and no other
+    /// reference to its run cache is live.
+    pub unsafe fn runs<'a>(h: *mut Heap) -> &'a mut RunCache {
+        // SAFETY: forwarded contract.
+        unsafe { &mut *ptr::addr_of_mut!((*h).runs) }
+    }
+
+    /// Give every cached run back to the page allocator.
+    pub fn flush_runs(&mut self) {
+        self.runs.flush();
+    }
+
+    /// Pages in the run cache of heap `h` (statistics: a relaxed read of an atomic).
+    ///
+    /// # Safety
+    /// `h` is a valid heap (heaps are never unmapped).
+    pub unsafe fn cached_run_pages(h: *const Heap) -> usize {
+        // SAFETY: forwarded contract; the counter is an atomic read through a shared
+        // reference to the cache alone.
+        unsafe { (*ptr::addr_of!((*h).runs)).pages() }
     }
 
     /// Whether the heap owns no slab.
@@ -587,7 +631,7 @@ impl Heap {
             // SAFETY: s is on queue c.
             unsafe {
                 self.queues[c].remove(s);
-                slab::release(s);
+                slab::release(s, &mut self.runs);
             }
             self.sync_direct(c);
         }
@@ -655,6 +699,7 @@ impl Heap {
         }
         // Blocks already pushed to the victim's stack belong to slabs that are now ours.
         victim.collect_into(self);
+        victim.runs.flush();
     }
 
     /// Hand the blocks on this heap's remote stack to `other` to free or forward.
@@ -723,6 +768,7 @@ impl Heap {
                 xa_check!(span.in_full() && span.owner() == me);
             });
         }
+        self.runs.check_invariants();
     }
 }
 
@@ -838,6 +884,7 @@ fn tick_now(h: *mut Heap) {
             (*h).flush_countdown = TICK_EVERY as i32;
             (*h).collect_remote();
             (*h).flush_foreign();
+            (*h).runs.decay();
         }
     }
     let period = if purge::tick() { TICK_SOON } else { TICK_EVERY };
@@ -873,10 +920,32 @@ fn add_relaxed(a: &AtomicUsize, n: usize) {
 /// `s` is a live slab and `b` a live block of it that the caller gives up; `from` is null or
 /// the calling thread's own heap (or one it holds exclusively).
 pub unsafe fn remote_free(s: *mut Span, b: *mut Block, from: *mut Heap) {
-    let (mask, mark) = secret::keys();
-    // SAFETY: a live block keeps its slab (and the slab's owner) valid; heaps are never
-    // unmapped.
-    let (remote, bytes) = unsafe { (&(*(*s).owner().cast::<Heap>()).remote.0, (*s).block_size()) };
+    let mark = secret::keys().1;
+    // SAFETY: we own b until the push publishes it; a live block keeps its slab (and the
+    // slab's owner) valid.
+    unsafe {
+        Block::set_mark(b, mark);
+        push_chain((*s).owner().cast(), b, b, (*s).block_size(), from);
+    }
+}
+
+/// Push the chain `head ..= tail` of marked free blocks (linked with the process's mask, the
+/// tail's link about to be overwritten), `bytes` in all, onto heap `to`'s remote stack with
+/// one CAS; `from` counts the bytes sent (null: a thread without a heap).
+///
+/// # Safety
+/// The blocks are marked, live blocks of slabs whose owner was `to` when read, given up by
+/// the caller; `from` as for [`remote_free`].
+unsafe fn push_chain(
+    to: *mut Heap,
+    head: *mut Block,
+    tail: *mut Block,
+    bytes: usize,
+    from: *mut Heap,
+) {
+    let mask = secret::keys().0;
+    // SAFETY: heaps are never unmapped.
+    let remote = unsafe { &(*to).remote.0 };
     // Counted before the push, so the bytes collected never pass the bytes sent.
     if from.is_null() {
         ORPHAN_SENT.fetch_add(bytes, Ordering::Relaxed);
@@ -884,18 +953,75 @@ pub unsafe fn remote_free(s: *mut Span, b: *mut Block, from: *mut Heap) {
         // SAFETY: the caller's own heap; the counter is an atomic field.
         add_relaxed(unsafe { &*ptr::addr_of!((*from).sent) }, bytes);
     }
-    // SAFETY: we own b until the CAS publishes it.
-    unsafe { Block::set_mark(b, mark) };
-    let mut head = remote.head.load(Ordering::Relaxed);
+    let mut old = remote.head.load(Ordering::Relaxed);
     loop {
-        // SAFETY: as above.
-        unsafe { Block::set_next(b, head, mask) };
+        // SAFETY: we own the chain until the CAS publishes it.
+        unsafe { Block::set_next(tail, old, mask) };
         match remote
             .head
-            .compare_exchange_weak(head, b, Ordering::Release, Ordering::Relaxed)
+            .compare_exchange_weak(old, head, Ordering::Release, Ordering::Relaxed)
         {
             Ok(_) => return,
-            Err(h) => head = h,
+            Err(h) => old = h,
         }
+    }
+}
+
+/// Blocks on their way to other heaps, one chain per owner (at most [`Outbox::OWNERS`]), each
+/// sent with one CAS.
+struct Outbox {
+    to: [*mut Heap; Outbox::OWNERS],
+    head: [*mut Block; Outbox::OWNERS],
+    tail: [*mut Block; Outbox::OWNERS],
+    bytes: [usize; Outbox::OWNERS],
+    len: usize,
+}
+
+impl Outbox {
+    const OWNERS: usize = 8;
+
+    fn new() -> Self {
+        Outbox {
+            to: [ptr::null_mut(); Self::OWNERS],
+            head: [ptr::null_mut(); Self::OWNERS],
+            tail: [ptr::null_mut(); Self::OWNERS],
+            bytes: [0; Self::OWNERS],
+            len: 0,
+        }
+    }
+
+    /// Add block `b` of another heap's slab `s` (a marked free block the caller gives up) to
+    /// its owner's chain, or send it alone when all chains are taken. `from` is the caller's
+    /// own heap.
+    ///
+    /// # Safety
+    /// As for [`remote_free`].
+    unsafe fn add(&mut self, s: *mut Span, b: *mut Block, from: *mut Heap) {
+        // SAFETY: a live block keeps its slab valid.
+        let (to, size) = unsafe { ((*s).owner().cast::<Heap>(), (*s).block_size()) };
+        let i = match self.to[..self.len].iter().position(|&t| t == to) {
+            Some(i) => i,
+            None if self.len < Self::OWNERS => {
+                self.len += 1;
+                self.to[self.len - 1] = to;
+                self.tail[self.len - 1] = b;
+                self.len - 1
+            }
+            // SAFETY: forwarded contract.
+            None => return unsafe { remote_free(s, b, from) },
+        };
+        // SAFETY: b is ours until sent; the mask is the process's.
+        unsafe { Block::set_next(b, self.head[i], secret::keys().0) };
+        self.head[i] = b;
+        self.bytes[i] += size;
+    }
+
+    /// Push every chain onto its owner's remote stack.
+    fn send(&mut self, from: *mut Heap) {
+        for i in 0..self.len {
+            // SAFETY: the chains hold marked blocks given up through `add`.
+            unsafe { push_chain(self.to[i], self.head[i], self.tail[i], self.bytes[i], from) };
+        }
+        self.len = 0;
     }
 }

@@ -1,4 +1,4 @@
-//! L9: the heap map — every arena's pages with their state, and the huge blocks — written as
+//! L10: the heap map — every arena's pages with their state, and the huge blocks — written as
 //! text (format: `docs/profile-format.md`) for `xalloc-prof heapmap` to draw and measure.
 //!
 //! The arenas are read under [`PAGE_LOCK`] into a buffer mapped for the occasion, so the lock is

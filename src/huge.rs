@@ -1,4 +1,4 @@
-//! L8: huge blocks — requests above `MEDIUM_LIMIT` (32 MiB), and requests aligned to more than
+//! L9: huge blocks — requests above `MEDIUM_LIMIT` (32 MiB), and requests aligned to more than
 //! that — each its own mapping.
 //!
 //! Each huge block is its own `mmap`, page aligned (or aligned as asked), registered in an

@@ -8,13 +8,14 @@
 //!
 //! ```text
 //! layer | modules                 | what
-//! L14   | ffi cxx                 | exports: glibc names (feature "override"), xa_* API; C++ new/delete
-//! L13   | alloc stats dumps       | C semantics, size -> tier, free -> page map -> kind -> tier; statistics; when profiles and heap maps are written
-//! L12   | thread                  | a thread's heap from first malloc to exit; small-block entry points
-//! L11   | fork                    | fork handlers: every lock, orphaned heaps in the child
-//! L10   | tls registry            | the TLS heap slot; all / abandoned / free heaps, the global heap
-//! L9    | heap heapmap            | one heap: hot lists, class queues, remote stack, fast and slow paths; the heap map dump
-//! L8    | slab medium huge        | the tiers: slabs from page runs, medium runs, huge mappings
+//! L15   | ffi cxx                 | exports: glibc names (feature "override"), xa_* API; C++ new/delete
+//! L14   | alloc stats dumps       | C semantics, size -> tier, free -> page map -> kind -> tier; statistics; when profiles and heap maps are written
+//! L13   | thread                  | a thread's heap from first malloc to exit; small-block entry points
+//! L12   | fork                    | fork handlers: every lock, orphaned heaps in the child
+//! L11   | tls registry            | the TLS heap slot; all / abandoned / free heaps, the global heap
+//! L10   | heap heapmap            | one heap: hot lists, class queues, remote stack, fast and slow paths; the heap map dump
+//! L9    | slab medium huge        | the tiers: slabs from page runs, medium runs, huge mappings
+//! L8    | run_cache               | a heap's cache of free runs in front of the page allocator
 //! L7    | pages                   | the page allocator: runs of pages under PAGE_LOCK
 //! L6    | pagemap purge           | address -> span, "not ours"; the purge policy and its rounds
 //! L5    | arena span_list         | 64 MiB arenas and their header, the arena list; lists of spans
@@ -125,6 +126,7 @@ mod pages;
 mod profile;
 mod purge;
 mod registry;
+mod run_cache;
 mod secret;
 mod size_class;
 mod slab;

@@ -1,6 +1,7 @@
 //! L7: the page allocator — runs of pages from the arenas, for slabs and medium blocks. Every
-//! function takes [`PAGE_LOCK`] for its whole work, except that [`free_run`] purges (see
-//! `purge`) after dropping it.
+//! function takes [`PAGE_LOCK`] for its whole work, except that [`free_runs`] purges (see
+//! `purge`) after dropping it. Heaps keep runs they free in a `run_cache` first, so most
+//! refills and medium blocks of a busy thread never come here.
 
 use crate::arena::{
     self, ARENA_PAGES, Arena, IN_USE_PAGES, MAX_RUN_PAGES, META_PAGES, MIN_RUN_ORDER, PAGE_LOCK,
@@ -80,18 +81,32 @@ fn locate(start: *mut u8) -> (*mut Arena, usize) {
 /// The pages are a run (or the tail of one) handed out by [`alloc_run`] that nobody uses any
 /// more, with their page-map entries already cleared.
 pub unsafe fn free_run(start: *mut u8, n: usize) {
-    let (a, idx) = locate(start);
+    // SAFETY: forwarded contract.
+    unsafe { free_runs(&[(start, n)]) }
+}
+
+/// [`free_run`] for several runs `(start, pages)` under one acquisition of [`PAGE_LOCK`] (a
+/// run cache gives its runs back in batches); the purge budget is their total.
+///
+/// # Safety
+/// Each as for [`free_run`].
+pub unsafe fn free_runs(runs: &[(*mut u8, usize)]) {
     let mut batch = PurgeBatch::new();
+    let mut total = 0;
     {
         let _g = Guard::new(&PAGE_LOCK);
         let now = purge::now();
         purge::before_free_locked(now);
-        // SAFETY: the caller guarantees the range is ours to free; PAGE_LOCK is held.
-        unsafe { (*a).free_range(idx, n, true) };
-        IN_USE_PAGES.fetch_sub(n, Ordering::Relaxed);
+        for &(start, n) in runs {
+            let (a, idx) = locate(start);
+            // SAFETY: the caller guarantees the range is ours to free; PAGE_LOCK is held.
+            unsafe { (*a).free_range(idx, n, true) };
+            total += n;
+        }
+        IN_USE_PAGES.fetch_sub(total, Ordering::Relaxed);
         purge::after_free_locked(now, &mut batch);
     }
-    purge::run(&mut batch, n);
+    purge::run(&mut batch, total);
 }
 
 /// Grow the run of `pages` pages at `start` to `new_pages` pages in place if the following

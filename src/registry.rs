@@ -1,4 +1,4 @@
-//! L10: the registry of heaps — every heap ever made, the abandoned ones and the free ones —
+//! L11: the registry of heaps — every heap ever made, the abandoned ones and the free ones —
 //! and the global heap that serves threads past their exit destructor.
 //!
 //! Heaps are never unmapped (a slab's owner pointer stays valid for as long as any block of it
@@ -154,6 +154,7 @@ pub unsafe fn abandon(h: *mut Heap) {
     heap.flush_hot();
     heap.collect_remote();
     heap.release_empty_slabs();
+    heap.flush_runs();
     let empty = heap.owns_nothing();
     let _g = Guard::new(&HEAPS_LOCK);
     // SAFETY: the entry's list fields are ours under HEAPS_LOCK.
@@ -243,6 +244,22 @@ pub fn cached_bytes() -> usize {
     }
     add(GLOBAL_HEAP.get());
     hot + sent.saturating_sub(collected)
+}
+
+/// Bytes of free runs in every heap's run cache (statistics; a snapshot).
+pub fn cached_run_bytes() -> usize {
+    let _g = Guard::new(&HEAPS_LOCK);
+    // SAFETY: heaps are never unmapped.
+    let mut pages = unsafe { Heap::cached_run_pages(GLOBAL_HEAP.get()) };
+    let mut e = ALL.load(Ordering::Relaxed);
+    while !e.is_null() {
+        // SAFETY: entries are never freed; HEAPS_LOCK held for the list.
+        unsafe {
+            pages += Heap::cached_run_pages(&raw const (*e).heap);
+            e = (*e).all_next;
+        }
+    }
+    pages * PAGE
 }
 
 /// Number of heaps ever created and of abandoned heaps (statistics).

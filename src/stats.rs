@@ -1,4 +1,4 @@
-//! L13: statistics for `xa_stats`, `xa_class_stats`, `mallinfo2`, `malloc_stats`,
+//! L14: statistics for `xa_stats`, `xa_class_stats`, `mallinfo2`, `malloc_stats`,
 //! `malloc_info` and the exit report (`XALLOC_STATS`), computed on demand from the layers below:
 //! span headers through their atomic fields, the page allocator's totals under its lock, the
 //! huge-block table, the heap registry, the call counters of [`crate::counters`] (which count
@@ -44,9 +44,10 @@ pub struct Stats {
     /// Bytes in slab pages neither live nor cached (free in their slab's lists, or never
     /// carved).
     pub slab_free: usize,
-    /// Bytes in free page runs of the arenas.
+    /// Bytes in free page runs of the arenas, the runs kept in heaps' run caches included.
     pub free_pages: usize,
-    /// Bytes in free page runs that may still be resident (not yet purged).
+    /// Bytes in free page runs that may still be resident (not yet purged; cached runs
+    /// included).
     pub dirty_pages: usize,
     /// Heaps created (one per concurrently live thread, reused).
     pub heaps: usize,
@@ -124,7 +125,10 @@ pub fn snapshot() -> Stats {
         Kind::Slab => s.pages() * os::PAGE,
         _ => 0,
     });
+    // Runs in the heaps' run caches are free and resident, like dirty arena pages.
     let (free, dirty) = pages::totals();
+    let runs = registry::cached_run_bytes();
+    let (free, dirty) = (free + runs, dirty + runs);
     let (heaps, abandoned) = registry::heap_counts();
     let rss = os::rss_now();
     let mut calls = [0; counters::COUNTERS];

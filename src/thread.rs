@@ -1,4 +1,4 @@
-//! L12: threads — which heap a thread allocates from, from its first malloc to its exit — and
+//! L13: threads — which heap a thread allocates from, from its first malloc to its exit — and
 //! the small-block entry points that start from the thread's heap.
 //!
 //! A thread's first allocation misses on the static empty heap and lands in
@@ -75,6 +75,16 @@ fn thread_init() -> *mut Heap {
     tls::set_heap(h);
     register_exit(h);
     h
+}
+
+/// The calling thread's own heap, given to it now if it has none yet (a thread whose first
+/// requests are medium blocks, for its run cache); `None` for a thread past its exit
+/// destructor, or when out of memory.
+pub fn own_heap_or_init() -> Option<*mut Heap> {
+    if tls::heap() == EMPTY_HEAP.get() && thread_init().is_null() {
+        return None;
+    }
+    tls::own_heap()
 }
 
 /// Attach `h` to the thread-exit key if the key exists yet.
@@ -234,7 +244,7 @@ pub fn collect_remote_current() {
 }
 
 /// Empty the calling thread's heap as far as possible (flush its hot lists, collect remote
-/// frees, release empty slabs), for `malloc_trim`.
+/// frees, release empty slabs, give its cached runs back), for `malloc_trim`.
 pub fn trim_current() {
     if let Some(h) = tls::own_heap() {
         // SAFETY: our own heap.
@@ -242,6 +252,7 @@ pub fn trim_current() {
         heap.flush_hot();
         heap.collect_remote();
         heap.release_empty_slabs();
+        heap.flush_runs();
     }
 }
 

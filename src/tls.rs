@@ -1,4 +1,4 @@
-//! L10: the thread's heap pointer — one initial-exec TLS slot — and the two static heaps it
+//! L11: the thread's heap pointer — one initial-exec TLS slot — and the two static heaps it
 //! points to when the thread has no heap of its own.
 //!
 //! A new thread's slot starts pointing at [`EMPTY_HEAP`], whose every class points at an empty

@@ -53,6 +53,10 @@ ALLOCATORS = {
     # xalloc with its arenas on transparent huge pages (XALLOC_HUGE_PAGES=1)
     "xalloc-thp": (os.path.join(ROOT, "target", "release", "libxalloc.so"), None),
 }
+# XALLOC_BENCH_BASE=<path to another build's libxalloc.so> adds the allocator "xalloc-base",
+# to compare a change with the build before it (name it with --allocs).
+if os.environ.get("XALLOC_BENCH_BASE"):
+    ALLOCATORS["xalloc-base"] = (os.environ["XALLOC_BENCH_BASE"], None)
 # environment an allocator runs with
 ALLOC_ENV = {"xalloc-prof": {"XALLOC_PROF": "1", "XALLOC_PROF_FILE": "/dev/null"},
              "xalloc-thp": {"XALLOC_HUGE_PAGES": "1"}}
@@ -66,6 +70,7 @@ COLORS = {
     "xalloc": "#e15759",
     "xalloc-prof": "#b07aa1",
     "xalloc-thp": "#ff9da7",
+    "xalloc-base": "#9c755f",
 }
 
 
@@ -589,6 +594,8 @@ def main():
     ap.add_argument("--out", help="output folder (default scripts/bench/results, or results/quick)")
     ap.add_argument("--no-callgrind", action="store_true")
     ap.add_argument("--no-real", action="store_true", help="skip the real-program workloads")
+    ap.add_argument("--locks-only", action="store_true",
+                    help="only xalloc's shared-lock acquisitions per million operations (no timing)")
     ap.add_argument("--scaling", help="thread counts, e.g. 1,2,4,8,16: run only the threaded "
                     "benchmarks at each and write scaling.md / scaling.svg")
     args = ap.parse_args()
@@ -612,6 +619,16 @@ def main():
         try:
             counts = [int(t) for t in args.scaling.split(",")]
             run_scaling(args, allocs, counts, scale, bindir, measure, work, out)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
+    if args.locks_only:
+        try:
+            benches = benchmarks(args.threads, scale, args.quick)
+            if args.only:
+                benches = [b for b in benches if b[0] in set(args.only.split(","))]
+            locks = lock_counts(measure, benches, bindir, work)
+            print("\n".join(lock_table(locks)))
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return
