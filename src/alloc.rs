@@ -346,9 +346,9 @@ fn free_rejected_as(s: *mut Span, p: *mut u8, call: &str) {
 #[cold]
 #[inline(never)]
 fn free_bad(s: *mut Span, p: *mut u8, call: &str) -> ! {
+    // (The first page of a run in a run cache maps to the run's unused span.)
     // SAFETY: s is a valid span header.
-    if unsafe { (*s).kind() } == Kind::Unused
-        && pagemap::is_freed_marker(s)
+    if unsafe { (*s).kind() == Kind::Unused && (pagemap::is_freed_marker(s) || (*s).start() == p) }
         && !pagemap::inside_live_medium(p as usize)
     {
         misuse(call, "double free", p as usize)

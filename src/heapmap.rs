@@ -8,6 +8,7 @@
 use crate::arena::{self, ARENA_PAGES, ARENA_SIZE, META_PAGES, PAGE_LOCK};
 use crate::huge;
 use crate::os::{self, PAGE};
+use crate::pagemap;
 use crate::pages::LARGEST_MISS_PAGES;
 use crate::span::Kind;
 use crate::sync::Guard;
@@ -117,6 +118,27 @@ pub fn dump(fd: i32) {
                             .put(b"\n");
                     } else {
                         s.put(b"medium ").dec((n * PAGE) as u64).put(b"\n");
+                    }
+                    i += n;
+                    continue;
+                }
+                // SAFETY: as above.
+                let cached = unsafe { sp.as_ref() }.filter(|c| {
+                    c.kind() == Kind::Unused
+                        && !pagemap::is_freed_marker(sp)
+                        && c.start() as usize == a.base() + i * PAGE
+                        && c.pages() != 0
+                });
+                if let Some(c) = cached {
+                    // a run in a heap's run cache: free, and resident
+                    let n = c.pages();
+                    match free {
+                        Some((_, State::Resident)) => {}
+                        Some((f, cur)) => {
+                            free_line(&mut s, f, i - f, cur);
+                            free = Some((i, State::Resident));
+                        }
+                        None => free = Some((i, State::Resident)),
                     }
                     i += n;
                     continue;

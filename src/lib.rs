@@ -41,20 +41,22 @@
 //! `size_class::class_of` → `thread::alloc_small_in` → `heap::Heap::alloc_fast` (hot list, else
 //! `span::Span::pop` / `pop_local` on the current slab); on a miss `thread::alloc_small_slow` →
 //! `heap::Heap::alloc_from_queues` / `registry::adopt_into` / `heap::Heap::alloc_from_new_slab`
-//! → `slab::create` → `pages::alloc_run` (`arena::Arena::alloc_run` → `buddy::Buddy::take`) and
-//! `pagemap::map_run`. Past the limit, `alloc::malloc_cold`: the first request of a thread,
-//! the profiler's countdown and samples (`alloc::profiled` → `profile::record`, a sampled
-//! block being a medium block of its own), `medium::alloc` → `pages::alloc_run`, or
-//! `huge::alloc` → `os::map`.
+//! → `slab::create` → `run_cache::RunCache::take` (the heap's cached runs), else
+//! `run_cache::RunCache::fetch` → `pages::alloc_runs` (`arena::Arena::alloc_run` →
+//! `buddy::Buddy::take`), and `pagemap::map_run`. Past the limit, `alloc::malloc_cold`: the
+//! first request of a thread, the profiler's countdown and samples (`alloc::profiled` →
+//! `profile::record`, a sampled block being a medium block of its own), `medium::alloc` →
+//! `run_cache::RunCache::take`, else `pages::alloc_run`, or `huge::alloc` → `os::map`.
 //!
 //! `free(p)`: `ffi` → `alloc::free` → `pagemap::lookup` (outside every arena: `huge::free`,
 //! else "invalid pointer"; inside, a page no live run covers maps to an unused span) →
 //! `span::Span::is_block_start` (no: "invalid pointer" / "double free") → owner word
 //! equal to `tls::heap()`: `heap::Heap::free_own` (hot list, else `span::Span::push_local`;
-//! an emptied slab → `slab::release` → `pages::free_run` → `purge`); otherwise
-//! `alloc::free_by_kind` → `medium::free` (a sampled block: `profile::forget` first) →
-//! `pages::free_run`, or `thread::free_foreign` (own
-//! full slab: `heap::Heap::free_local`; another heap's: `heap::Heap::keep_foreign` or
+//! an emptied slab → `slab::release` → `run_cache::RunCache::put`, which gives runs to
+//! `pages::free_runs` → `purge` in batches); otherwise `alloc::free_by_kind` → `medium::free`
+//! (a sampled block: `profile::forget` first) → `run_cache::RunCache::put`, or
+//! `thread::free_foreign` (own full slab: `heap::Heap::free_local`; another heap's:
+//! `heap::Heap::keep_foreign`, whose overflow goes home in chains, one per owner heap, or
 //! `heap::remote_free`).
 //!
 //! # Lock order
@@ -67,11 +69,13 @@
 //! 2. `registry::HEAPS_LOCK` — the lists of all, abandoned and free heaps. Malloc path: thread
 //!    start, thread exit, adoption.
 //! 3. `arena::PAGE_LOCK` — every arena's buddy state and page bitmaps, the arena list and page
-//!    counters. Malloc path: slab refills (once per slab), medium blocks, choosing pages to
-//!    purge and taking them out of and back into the free pool; on `free`: a slab emptied, a
-//!    medium block, or (every 256 frees into a hot list or that empty a current slab, every 4
-//!    while pages are due, or on a slab refill) a purge clock that says an epoch is over or
-//!    pages are due. Not held while `MADV_DONTNEED` runs: a purge round drops it between
+//!    counters. Malloc path: slab refills and medium blocks that the heap's run cache cannot
+//!    serve (a refill that keeps missing fetches several runs at once), runs a run cache
+//!    gives back (in batches: on overflow, decay, thread exit, `malloc_trim`), medium blocks
+//!    of threads past their exit, choosing pages to purge and taking them out of and back
+//!    into the free pool; on `free`: (every 256 frees into a hot list or that empty a current
+//!    slab, every 4 while pages are due, or on a slab refill) a purge clock that says an
+//!    epoch is over or pages are due. Not held while `MADV_DONTNEED` runs: a purge round drops it between
 //!    taking its pages out and giving them back (see `purge`). A round may run with lock 1
 //!    held (the global heap's slab refill checks the purge clock).
 //! 4. `huge::HUGE_LOCK` — the huge-block table. Malloc path: huge blocks, and `free` of
@@ -96,7 +100,8 @@
 //! - *span*: the header of a run. *slab*: a span cut into blocks of one *class*. *medium
 //!   block*: a run holding one block (32 KiB to 32 MiB). *huge block*: its own mapping.
 //! - *block*: what `malloc` returns.
-//! - *heap*: a thread's set of slabs. *remote free*: a free by a thread that does not own the
+//! - *heap*: a thread's set of slabs, with its *run cache* of free runs. *remote free*: a
+//!   free by a thread that does not own the
 //!   slab. *hot list*: per class, the blocks a thread freed last, handed out first.
 
 #![deny(unsafe_op_in_unsafe_fn)]

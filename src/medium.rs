@@ -30,11 +30,7 @@ pub fn alloc(size: usize, align: usize, cache: Option<&mut RunCache>) -> Option<
     xa_assert!(pages <= MAX_RUN_PAGES && align_pages <= MAX_RUN_PAGES);
     let min_order = Order::for_pages(align_pages).max(MIN_RUN_ORDER);
     let (run, pages) = match cache.and_then(|c| c.take(pages, pages + pages / 4, min_order)) {
-        Some(r) => {
-            // SAFETY: a cached run's span header is valid; it holds the run's page count.
-            let p = unsafe { (*r.span).pages() };
-            (r, p)
-        }
+        Some(r) => r,
         None => (pages::alloc_run(pages, min_order)?, pages),
     };
     // SAFETY: the run and its span header are ours.

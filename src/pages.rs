@@ -32,8 +32,27 @@ pub struct Run {
 /// Allocate `n` pages (`1 <= n <= MAX_RUN_PAGES`), starting on a multiple of `min_order`'s
 /// block (at least [`MIN_RUN_ORDER`]). Returns `None` when out of memory.
 pub fn alloc_run(n: usize, min_order: Order) -> Option<Run> {
+    let mut out = [const { None }; 1];
+    alloc_runs(n, min_order, &mut out);
+    out[0].take()
+}
+
+/// Fill `out` with runs as [`alloc_run`] makes them, under one acquisition of [`PAGE_LOCK`]
+/// (a run cache's batched refill), stopping at the first failure. Returns how many it made.
+pub fn alloc_runs(n: usize, min_order: Order, out: &mut [Option<Run>]) -> usize {
     xa_assert!((1..=MAX_RUN_PAGES).contains(&n) && min_order >= MIN_RUN_ORDER);
     let _g = Guard::new(&PAGE_LOCK);
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = alloc_run_locked(n, min_order);
+        if slot.is_none() {
+            return i;
+        }
+    }
+    out.len()
+}
+
+/// [`alloc_run`] with [`PAGE_LOCK`] held.
+fn alloc_run_locked(n: usize, min_order: Order) -> Option<Run> {
     let mut found = None;
     arena::for_each_arena(|a| {
         if found.is_none() {

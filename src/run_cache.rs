@@ -17,12 +17,15 @@
 //! `malloc_trim` and heap adoption empty the cache. A thread that stops calling the allocator
 //! altogether keeps at most [`MAX_PAGES`] pages cached.
 //!
-//! A cached run's span is retired and its page-map entries are cleared, as for a run given
-//! back to the arenas: a stale pointer into it is reported as one that is not a live block.
-//! The arenas count its pages as in use; statistics count them as free ([`RunCache::pages`]).
+//! A cached run's span is unused (`span::Span::init_cached`): no address is a block start of
+//! it, and only its first page maps to it (the others to the freed-run marker), so a stale
+//! pointer into it is reported as a double free or an invalid pointer, as for a run given back
+//! to the arenas, and the heap map shows it as free and resident. The arenas count its pages
+//! as in use; statistics count them as free ([`RunCache::pages`]).
 
 use crate::arena::MIN_RUN_ORDER;
 use crate::buddy::Order;
+use crate::pagemap;
 use crate::pages::{self, Run};
 use crate::span::{Kind, Span};
 use core::ptr;
@@ -36,6 +39,10 @@ pub const MAX_PAGES: usize = 512;
 pub const MAX_RUN_PAGES: usize = 256;
 /// Runs put in between two decays.
 pub const DECAY_EVERY: u32 = 64;
+/// Runs fetched from the page allocator at once when the cache keeps missing.
+pub const BATCH: usize = 4;
+/// Runs evicted at once (or all the cache holds) when a put finds no room.
+pub const EVICT_AT_LEAST: usize = 4;
 
 /// A heap's cache of free runs.
 ///
@@ -57,6 +64,8 @@ pub struct RunCache {
     next: u32,
     /// Puts left until the next decay.
     countdown: u32,
+    /// Refills from the page allocator since the last decay.
+    misses: u32,
     /// Pages held. Written by the owner only (relaxed load and store), read by statistics.
     held: AtomicUsize,
     /// Set while the owner is inside a method that changes the cache: a signal handler that
@@ -91,6 +100,9 @@ impl Evicted {
 
     /// Give the runs back to the arenas.
     fn give_back(&mut self) {
+        for &(start, _) in &self.runs[..self.len] {
+            pagemap::unmap_run(start, 1);
+        }
         if self.len != 0 {
             // SAFETY: every run here left a cache, whose invariant says nobody uses it and
             // its page-map entries are cleared.
@@ -110,6 +122,7 @@ impl RunCache {
             fresh: 0,
             next: 0,
             countdown: DECAY_EVERY,
+            misses: 0,
             held: AtomicUsize::new(0),
             busy: AtomicBool::new(false),
         }
@@ -157,9 +170,9 @@ impl RunCache {
     }
 
     /// A cached run of `n` to `max` pages (`n <= max`) whose first page is aligned to
-    /// `min_order`'s block, smallest first; `None` if there is none. Its span header is
-    /// retired, its pages dirty.
-    pub fn take(&mut self, n: usize, max: usize, min_order: Order) -> Option<Run> {
+    /// `min_order`'s block, smallest first, and its page count; `None` if there is none. Its
+    /// span header is unused (only this cache knows the run's length), its pages dirty.
+    pub fn take(&mut self, n: usize, max: usize, min_order: Order) -> Option<(Run, usize)> {
         // Every run starts on a MIN_RUN_ORDER boundary; stricter alignment is rare (aligned
         // medium blocks) and goes to the arenas.
         if self.pages() < n || min_order > MIN_RUN_ORDER {
@@ -182,13 +195,66 @@ impl RunCache {
             self.leave();
             return None;
         }
-        let (start, span, _) = self.remove(best);
+        let (start, span, pages) = self.remove(best);
         self.leave();
-        Some(Run {
-            start,
-            span,
-            zeroed: false,
-        })
+        Some((
+            Run {
+                start,
+                span,
+                zeroed: false,
+            },
+            pages,
+        ))
+    }
+
+    /// A run of `n` pages from the page allocator, for a caller whose [`RunCache::take`] found
+    /// none. After two such misses since the last decay (a thread that keeps making slabs of
+    /// this size), it fetches up to [`BATCH`] runs under one lock and keeps the others, room
+    /// permitting.
+    pub fn fetch(&mut self, n: usize, min_order: Order) -> Option<Run> {
+        self.misses += 1;
+        let room = (SLOTS - self.pages.iter().filter(|&&p| p != 0).count())
+            .min(MAX_PAGES.saturating_sub(self.pages()) / n.max(1));
+        let want = if self.misses > 2 && n <= MAX_RUN_PAGES {
+            BATCH.min(room + 1)
+        } else {
+            1
+        };
+        if want <= 1 {
+            return pages::alloc_run(n, min_order);
+        }
+        let mut runs = [const { None }; BATCH];
+        let got = pages::alloc_runs(n, min_order, &mut runs[..want]);
+        if got == 0 {
+            return None;
+        }
+        self.enter();
+        for r in runs[1..got].iter_mut() {
+            let r = r.take().unwrap_or_else(|| unreachable!());
+            // There is room (counted above): no eviction.
+            self.insert(r.start, r.span, n);
+        }
+        self.leave();
+        runs[0].take()
+    }
+
+    /// Put a run into a free slot (the caller made room), its span made a cached run's and its
+    /// first page mapped to it.
+    fn insert(&mut self, start: *mut u8, span: *mut Span, n: usize) -> usize {
+        // SAFETY: the run and its span header are the caller's, unused.
+        unsafe { (*span).init_cached(start, n) };
+        pagemap::map_run(start, 1, span);
+        let mut i = self.next as usize;
+        while self.pages[i] != 0 {
+            i = (i + 1) % SLOTS;
+        }
+        self.start[i] = start;
+        self.span[i] = span;
+        self.pages[i] = n as u32;
+        self.fresh |= 1 << i;
+        self.next = ((i + 1) % SLOTS) as u32;
+        self.set_held(self.pages() + n);
+        i
     }
 
     /// Keep the run of `n` pages at `start` (span header `span`), or give it back to the
@@ -197,28 +263,32 @@ impl RunCache {
     ///
     /// # Safety
     /// The run was handed out by the page allocator (directly or through a cache), nobody uses
-    /// it any more, its span is retired and its page-map entries are cleared.
+    /// it any more, its span is retired and its page-map entries are cleared (the cache maps
+    /// the first page again while it holds the run).
     pub unsafe fn put(&mut self, start: *mut u8, span: *mut Span, n: usize) {
         self.enter();
         let mut out = Evicted::new();
         if n > MAX_RUN_PAGES {
             out.push(start, n);
         } else {
-            // Room: the oldest runs go first, from the ring position on.
-            let mut i = self.next as usize;
-            while self.pages[i] != 0 || self.pages() + n > MAX_PAGES {
-                if self.pages[i] != 0 {
-                    let (s, _, p) = self.remove(i);
-                    out.push(s, p);
+            // Room: the oldest runs go first, from the ring position on, at least
+            // EVICT_AT_LEAST of them (or all) so the next puts find room without a lock.
+            let full = self.pages.iter().all(|&p| p != 0);
+            if full || self.pages() + n > MAX_PAGES {
+                let mut i = self.next as usize;
+                let mut evicted = 0;
+                while self.pages() != 0
+                    && (evicted < EVICT_AT_LEAST || self.pages() + n > MAX_PAGES)
+                {
+                    if self.pages[i] != 0 {
+                        let (s, _, p) = self.remove(i);
+                        out.push(s, p);
+                        evicted += 1;
+                    }
+                    i = (i + 1) % SLOTS;
                 }
-                i = (i + 1) % SLOTS;
             }
-            self.start[i] = start;
-            self.span[i] = span;
-            self.pages[i] = n as u32;
-            self.fresh |= 1 << i;
-            self.next = ((i + 1) % SLOTS) as u32;
-            self.set_held(self.pages() + n);
+            self.insert(start, span, n);
         }
         self.countdown -= 1;
         if self.countdown == 0 {
@@ -239,6 +309,7 @@ impl RunCache {
     }
 
     fn decay_into(&mut self, out: &mut Evicted) {
+        self.misses = 0;
         for i in 0..SLOTS {
             if self.pages[i] != 0 && self.fresh & (1 << i) == 0 {
                 let (s, _, p) = self.remove(i);
@@ -273,7 +344,10 @@ impl RunCache {
             } else {
                 xa_check!(p <= MAX_RUN_PAGES && !self.start[i].is_null());
                 // SAFETY: a full slot's span header is valid (type invariant); read only.
-                xa_check!(unsafe { (*self.span[i]).kind() } == Kind::Unused);
+                let span = unsafe { &*self.span[i] };
+                xa_check!(span.kind() == Kind::Unused);
+                xa_check!(span.start() == self.start[i] && span.pages() == p);
+                xa_check!(pagemap::span_of(self.start[i] as usize) == self.span[i]);
                 sum += p;
             }
         }

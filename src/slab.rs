@@ -4,7 +4,6 @@
 
 use crate::arena::MIN_RUN_ORDER;
 use crate::pagemap;
-use crate::pages;
 use crate::run_cache::RunCache;
 use crate::size_class::SizeClass;
 use crate::span::Span;
@@ -16,7 +15,8 @@ pub fn create(owner: *mut (), c: SizeClass, cache: &mut RunCache) -> *mut Span {
     let pages = c.slab_pages();
     let Some(run) = cache
         .take(pages, pages, MIN_RUN_ORDER)
-        .or_else(|| pages::alloc_run(pages, MIN_RUN_ORDER))
+        .map(|(r, _)| r)
+        .or_else(|| cache.fetch(pages, MIN_RUN_ORDER))
     else {
         return ptr::null_mut();
     };

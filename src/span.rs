@@ -299,6 +299,15 @@ impl Span {
         self.sampled.load(Ordering::Relaxed)
     }
 
+    /// The header of a free run of `pages` pages at `start` kept in a heap's run cache: unused
+    /// (no address is a block start of it, no heap owns it), but its first page maps to it, so
+    /// that the heap map can show the run, and a free of that page's address is a double free.
+    pub fn init_cached(&mut self, start: *mut u8, pages: usize) {
+        self.retire();
+        self.start = start;
+        self.pages.store(pages as u32, Ordering::Relaxed);
+    }
+
     /// The run is being given back: no address is a block start of this span any more, and no
     /// heap owns it.
     pub fn retire(&mut self) {
