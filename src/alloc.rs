@@ -403,7 +403,7 @@ pub fn owns(p: *const u8) -> bool {
         return true;
     }
     // A freed block carries the mark until it is handed out again, wherever it waits (a hot
-    // list, a remote stack, its slab's lists).
+    // list, a slab's remote list, its slab's local lists).
     // SAFETY: p is a block start of a live slab.
     if unsafe { Block::is_marked(p as *mut Block, secret::keys().1) } {
         return false;

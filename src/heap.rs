@@ -1,14 +1,19 @@
-//! L10: a heap — one thread's slabs, its hot lists and its remote-free stack — with the malloc
-//! and free fast paths and the slow paths over its own slabs.
+//! L10: a heap — one thread's slabs, its hot lists, its run cache and its stack of slabs with
+//! remote frees — with the malloc and free fast paths and the slow paths over its own slabs.
 //!
 //! The owner allocates and frees on its slabs with no lock and no atomic read-modify-write. A
 //! thread that frees a block of a slab it does not own keeps it in its own hot list if there is
-//! room, else pushes it onto the owning heap's `remote` stack (one CAS). Kept foreign blocks
-//! go home in batches — one chain and one CAS per owner heap — when [`FOREIGN_LIMIT`] of them
-//! are kept or their class's hot list is full, and at the heap's next tick (or `malloc_trim`,
-//! or thread exit), so a thread holds at most [`FOREIGN_LIMIT`] of them, and only until it
-//! next frees [`TICK_EVERY`] blocks. The owner takes its whole stack with one swap in its slow
-//! path and frees the blocks locally.
+//! room and it holds fewer than [`FOREIGN_LIMIT`] such blocks, else pushes it onto the slab's
+//! own remote list (one CAS; the push that finds that list empty also puts the slab on its
+//! owner's stack of slabs with remote frees, [`Remote`]). Kept foreign blocks go home at the
+//! heap's next tick (or `malloc_trim`, or thread exit), one chain and one CAS per slab, so a
+//! thread holds at most [`FOREIGN_LIMIT`] of them, and only until it next frees
+//! [`TICK_EVERY`] blocks. (Sending them home in a batch whenever the limit or a full hot list
+//! turned one away cost larson 8% more instructions under callgrind, its blocks being
+//! scattered over many slabs; producer-consumer pairs gained nothing measurable over the
+//! per-slab pushes.) The owner takes its stack of
+//! slabs with one swap in its slow path, and each slab's remote list with another, splicing
+//! it onto the slab's local list: no per-block sorting.
 //!
 //! Every stored link is encoded and checked when followed, every freed block marked, and every
 //! free of a marked block reported as a double free (see [`crate::secret`]).
@@ -30,7 +35,7 @@ use crate::span::{Block, IMPLAUSIBLE, Kind, Span, corrupt};
 use crate::span_list::SpanList;
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicI8, AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI8, AtomicPtr, AtomicUsize, Ordering};
 
 /// Keeps a field on its own cache line so remote pushes do not disturb the owner's lines.
 #[repr(C, align(64))]
@@ -88,8 +93,8 @@ pub const FOREIGN_LIMIT: u32 = 32;
 ///   tag); every span on `full` has owner word `self | FULL_TAG`;
 /// - each owned span is on exactly one of those lists;
 /// - summed over all heaps (and the heapless pushers' count), `sent - collected` is at least
-///   the bytes of the blocks on all remote stacks (a pusher counts its block before publishing
-///   it, a collector after taking it).
+///   the bytes of the blocks on all slabs' remote lists (a pusher counts its block before
+///   publishing it, a collector after taking it).
 #[repr(C)]
 pub struct Heap {
     /// Span to allocate from for each class.
@@ -136,31 +141,42 @@ pub struct Heap {
     tick_countdown: u32,
     /// The value `tick_countdown` last started from.
     tick_period: u32,
-    /// Counted frees left until the next collection of the remote stack and return of kept
+    /// Counted frees left until the next collection of remote frees and return of kept
     /// foreign blocks: those happen every [`TICK_EVERY`] counted frees even while the purge
     /// clock is checked every [`TICK_SOON`].
     flush_countdown: i32,
-    /// Bytes of blocks this heap's thread pushed onto other heaps' remote stacks, ever.
+    /// Bytes of blocks this heap's thread pushed onto other heaps' slabs' remote lists, ever.
     /// Written by the owner only (relaxed load and store), read by statistics: the bytes on
-    /// all remote stacks are what all heaps sent less what all collected.
+    /// all remote lists are what all heaps sent less what all collected.
     sent: AtomicUsize,
-    /// Bytes of blocks this heap took off remote stacks (its own, or an adopted heap's), ever.
+    /// Bytes of blocks this heap took off its slabs' remote lists (its own, or an adopted
+    /// heap's), ever.
     collected: AtomicUsize,
     /// Runs this heap's thread gave up (emptied slabs, freed medium blocks), for its next
     /// slab refills and medium blocks.
     runs: RunCache,
-    /// Blocks freed to this heap by other threads.
+    /// This heap's slabs that other threads freed blocks to.
     remote: Padded<Remote>,
 }
 
-/// A heap's remote-free stack.
+/// A heap's stack of slabs with remote frees: a slab whose `remote` list a push made
+/// non-empty is pushed here by that pusher (one more CAS, once per batch the owner takes);
+/// the owner takes the whole stack with one swap and each slab's list with another, and
+/// touches only the slabs concerned. (mimalloc's pages likewise keep their own thread-free
+/// lists; where it finds pages with frees by scanning its page queues, plus a delayed-free
+/// list for full pages, this stack names every such slab, full or not.)
 #[repr(C)]
 pub struct Remote {
-    /// Top block; links encoded with the process's mask.
-    head: AtomicPtr<Block>,
+    /// Top slab, linked through `Span::remote_next`.
+    head: AtomicPtr<Span>,
+    /// Set when another heap adopted this one's slabs ([`Heap::absorb`]); cleared when the
+    /// heap is handed to a new thread. A pusher that read a slab's owner just before the
+    /// adoption may name the slab on this stack after the adopter took it: the pusher sees
+    /// the flag and forwards the stack to the slabs' owners itself.
+    retired: AtomicBool,
 }
 
-/// Bytes pushed onto remote stacks by threads without a heap of their own (statistics).
+/// Bytes pushed onto slabs' remote lists by threads without a heap of their own (statistics).
 static ORPHAN_SENT: AtomicUsize = AtomicUsize::new(0);
 
 /// A `Heap` that may live in a `static`.
@@ -232,6 +248,7 @@ impl Heap {
             runs: RunCache::new(),
             remote: Padded(Remote {
                 head: AtomicPtr::new(ptr::null_mut()),
+                retired: AtomicBool::new(false),
             }),
         }
     }
@@ -357,20 +374,11 @@ impl Heap {
         // SAFETY: forwarded contract; c < NUM_CLASSES.
         unsafe {
             if (*h).foreign_held >= FOREIGN_LIMIT {
-                // Send the kept ones home in batches (a CAS per owner) and keep this one.
-                (*h).flush_foreign();
+                return false;
             }
             if !hot_push(h, c, b, (*h).mark) {
                 room_inc(h, c);
-                if (*h).foreign_classes & (1 << c) == 0 {
-                    return false;
-                }
-                // The list is full, partly of foreign blocks: send those home in a batch.
-                (*h).flush_foreign();
-                if !hot_push(h, c, b, (*h).mark) {
-                    room_inc(h, c);
-                    return false;
-                }
+                return false;
             }
             (*h).foreign_held += 1;
             (*h).foreign_classes |= 1 << c;
@@ -451,15 +459,42 @@ impl Heap {
         self.direct[c] = if h.is_null() { EMPTY_SPAN.0.get() } else { h };
     }
 
-    /// Take every block other threads freed to this heap and free it locally (or forward it
-    /// to the slab's current owner if the slab changed hands).
+    /// Take in every block other threads freed to this heap's slabs: one swap for the stack of
+    /// slabs with remote frees, one for each slab's list.
     pub fn collect_remote(&mut self) {
         if self.remote.0.head.load(Ordering::Relaxed).is_null() {
             return;
         }
         let list = self.remote.0.head.swap(ptr::null_mut(), Ordering::Acquire);
-        // SAFETY: the list holds live blocks freed to this heap, now ours.
-        let bytes = unsafe { self.take_blocks(list, secret::keys().0) };
+        // SAFETY: the slabs were pushed onto our stack; now they are ours to take from.
+        unsafe { self.take_spans(list) };
+    }
+
+    /// Take the remote lists of the slabs on `list` (a stack of slabs with remote frees taken
+    /// off a heap: this one's, or one this heap adopts) into their local lists; a slab that is
+    /// not ours (it changed hands after the push that named it) goes to its owner's stack.
+    ///
+    /// # Safety
+    /// `list` was taken whole off a heap's stack of slabs with remote frees.
+    unsafe fn take_spans(&mut self, mut s: *mut Span) {
+        let me = erased(self);
+        let mut bytes = 0;
+        while !s.is_null() {
+            // SAFETY: a span on the stack is a live slab (its remote list is not empty, so it
+            // holds blocks in use). Its link is read before its list is taken: once the list
+            // is empty, a remote free may push the span onto a stack again.
+            unsafe {
+                let next = (*s).remote_next().load(Ordering::Relaxed);
+                if (*s).owner() == me {
+                    let n = (*s).take_remote();
+                    bytes += n as usize * (*s).block_size();
+                    self.after_free(s);
+                } else {
+                    notify((*s).owner().cast(), s);
+                }
+                s = next;
+            }
+        }
         add_relaxed(&self.collected, bytes);
     }
 
@@ -590,6 +625,11 @@ impl Heap {
         unsafe { (*ptr::addr_of!((*h).runs)).pages() }
     }
 
+    /// The heap goes to a new thread: it is no longer retired (see `Remote::retired`).
+    pub fn revive(&mut self) {
+        self.remote.0.retired.store(false, Ordering::SeqCst);
+    }
+
     /// Whether the heap owns no slab.
     pub fn owns_nothing(&self) -> bool {
         self.full.is_empty() && self.queues.iter().all(|q| q.is_empty())
@@ -638,7 +678,7 @@ impl Heap {
     }
 
     /// Statistics of heap `h`: (bytes of the blocks in its hot lists, bytes it sent to
-    /// remote stacks, bytes it collected from them). Relaxed reads of atomics only, through
+    /// slabs' remote lists, bytes it collected from them). Relaxed reads of atomics only, through
     /// the raw pointer (the owner may be changing the heap meanwhile): a snapshot, exact when
     /// the heap's thread is not in the allocator.
     ///
@@ -662,7 +702,7 @@ impl Heap {
         (hot, sent, collected)
     }
 
-    /// Bytes pushed onto remote stacks by threads without a heap of their own.
+    /// Bytes pushed onto slabs' remote lists by threads without a heap of their own.
     pub fn orphan_sent() -> usize {
         ORPHAN_SENT.load(Ordering::Relaxed)
     }
@@ -697,17 +737,15 @@ impl Heap {
                 self.full.push_back(s);
             }
         }
-        // Blocks already pushed to the victim's stack belong to slabs that are now ours.
-        victim.collect_into(self);
+        // Slabs already on the victim's stack of slabs with remote frees are ours now.
+        let list = victim
+            .remote
+            .0
+            .head
+            .swap(ptr::null_mut(), Ordering::Acquire);
+        // SAFETY: taken whole off the victim's stack.
+        unsafe { self.take_spans(list) };
         victim.runs.flush();
-    }
-
-    /// Hand the blocks on this heap's remote stack to `other` to free or forward.
-    fn collect_into(&mut self, other: &mut Heap) {
-        let list = self.remote.0.head.swap(ptr::null_mut(), Ordering::Acquire);
-        // SAFETY: live blocks in transit, now other's to free or forward.
-        let bytes = unsafe { other.take_blocks(list, secret::keys().0) };
-        add_relaxed(&other.collected, bytes);
     }
 
     /// Verify the invariants documented on the type. Aborts on violation.
@@ -912,40 +950,37 @@ fn add_relaxed(a: &AtomicUsize, n: usize) {
     a.store(a.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
 }
 
-/// Mark block `b` of slab `s` free and push it onto its owner's remote stack: one CAS. `from`
-/// is the pushing thread's own heap, which counts the bytes sent, or null for a thread without
-/// one.
+/// Mark block `b` of slab `s` free and push it onto the slab's remote list: one CAS (and one
+/// more when the list was empty, to name the slab to its owner). `from` is the pushing
+/// thread's own heap, which counts the bytes sent, or null for a thread without one.
 ///
 /// # Safety
 /// `s` is a live slab and `b` a live block of it that the caller gives up; `from` is null or
 /// the calling thread's own heap (or one it holds exclusively).
 pub unsafe fn remote_free(s: *mut Span, b: *mut Block, from: *mut Heap) {
     let mark = secret::keys().1;
-    // SAFETY: we own b until the push publishes it; a live block keeps its slab (and the
-    // slab's owner) valid.
+    // SAFETY: we own b until the push publishes it; a live block keeps its slab valid.
     unsafe {
         Block::set_mark(b, mark);
-        push_chain((*s).owner().cast(), b, b, (*s).block_size(), from);
+        push_chain(s, b, b, (*s).block_size(), from);
     }
 }
 
-/// Push the chain `head ..= tail` of marked free blocks (linked with the process's mask, the
-/// tail's link about to be overwritten), `bytes` in all, onto heap `to`'s remote stack with
-/// one CAS; `from` counts the bytes sent (null: a thread without a heap).
+/// Push the chain `head ..= tail` of marked blocks of slab `s` (linked with the process's
+/// mask, the tail's link about to be overwritten), `bytes` in all, onto the slab's remote
+/// list; if that list was empty, put the slab on its owner's stack of slabs with remote frees.
+/// `from` counts the bytes sent (null: a thread without a heap).
 ///
 /// # Safety
-/// The blocks are marked, live blocks of slabs whose owner was `to` when read, given up by
-/// the caller; `from` as for [`remote_free`].
+/// `s` is a live slab; the blocks are marked, live blocks of it, given up by the caller;
+/// `from` as for [`remote_free`].
 unsafe fn push_chain(
-    to: *mut Heap,
+    s: *mut Span,
     head: *mut Block,
     tail: *mut Block,
     bytes: usize,
     from: *mut Heap,
 ) {
-    let mask = secret::keys().0;
-    // SAFETY: heaps are never unmapped.
-    let remote = unsafe { &(*to).remote.0 };
     // Counted before the push, so the bytes collected never pass the bytes sent.
     if from.is_null() {
         ORPHAN_SENT.fetch_add(bytes, Ordering::Relaxed);
@@ -953,74 +988,114 @@ unsafe fn push_chain(
         // SAFETY: the caller's own heap; the counter is an atomic field.
         add_relaxed(unsafe { &*ptr::addr_of!((*from).sent) }, bytes);
     }
-    let mut old = remote.head.load(Ordering::Relaxed);
-    loop {
-        // SAFETY: we own the chain until the CAS publishes it.
-        unsafe { Block::set_next(tail, old, mask) };
-        match remote
-            .head
-            .compare_exchange_weak(old, head, Ordering::Release, Ordering::Relaxed)
-        {
-            Ok(_) => return,
-            Err(h) => old = h,
+    // SAFETY: forwarded contract. Once the push succeeds the owner may take the blocks, but
+    // not free the slab: the span stays live while its remote list is not empty, and only
+    // its owner empties that list after taking the span off a stack, which it cannot do
+    // before this thread pushed it (only the push that found the list empty pushes the span).
+    unsafe {
+        if Span::push_remote(s, head, tail) {
+            notify((*s).owner().cast(), s);
         }
     }
 }
 
-/// Blocks on their way to other heaps, one chain per owner (at most [`Outbox::OWNERS`]), each
-/// sent with one CAS.
+/// Put slab `s` on heap `to`'s stack of slabs with remote frees (one CAS).
+///
+/// # Safety
+/// `s` is a live slab whose remote list is not empty, on no such stack; `to` is a heap (heaps
+/// are never unmapped).
+unsafe fn notify(to: *mut Heap, s: *mut Span) {
+    // SAFETY: forwarded contract.
+    let (stack, link) = unsafe { (&(*to).remote.0.head, (*s).remote_next()) };
+    let mut old = stack.load(Ordering::Relaxed);
+    loop {
+        link.store(old, Ordering::Relaxed);
+        match stack.compare_exchange_weak(old, s, Ordering::SeqCst, Ordering::Relaxed) {
+            Ok(_) => break,
+            Err(h) => old = h,
+        }
+    }
+    // SAFETY: heaps are never unmapped.
+    if unsafe { (*to).remote.0.retired.load(Ordering::SeqCst) } {
+        // `to` was adopted, maybe after its adopter took this stack: forward what is on it
+        // to the slabs' owners (the adopter set them before it set the flag).
+        let mut s = stack.swap(ptr::null_mut(), Ordering::SeqCst);
+        while !s.is_null() {
+            // SAFETY: taken whole off a stack: live slabs with remote frees, ours to move.
+            unsafe {
+                let next = (*s).remote_next().load(Ordering::Relaxed);
+                notify((*s).owner().cast(), s);
+                s = next;
+            }
+        }
+    }
+}
+
+/// Blocks on their way to other heaps' slabs, one chain per slab (at most
+/// [`Outbox::SLABS`]), each pushed with one CAS.
 struct Outbox {
-    to: [*mut Heap; Outbox::OWNERS],
-    head: [*mut Block; Outbox::OWNERS],
-    tail: [*mut Block; Outbox::OWNERS],
-    bytes: [usize; Outbox::OWNERS],
+    slab: [*mut Span; Outbox::SLABS],
+    head: [*mut Block; Outbox::SLABS],
+    tail: [*mut Block; Outbox::SLABS],
+    bytes: [usize; Outbox::SLABS],
     len: usize,
 }
 
 impl Outbox {
-    const OWNERS: usize = 8;
+    const SLABS: usize = 8;
 
     fn new() -> Self {
         Outbox {
-            to: [ptr::null_mut(); Self::OWNERS],
-            head: [ptr::null_mut(); Self::OWNERS],
-            tail: [ptr::null_mut(); Self::OWNERS],
-            bytes: [0; Self::OWNERS],
+            slab: [ptr::null_mut(); Self::SLABS],
+            head: [ptr::null_mut(); Self::SLABS],
+            tail: [ptr::null_mut(); Self::SLABS],
+            bytes: [0; Self::SLABS],
             len: 0,
         }
     }
 
     /// Add block `b` of another heap's slab `s` (a marked free block the caller gives up) to
-    /// its owner's chain, or send it alone when all chains are taken. `from` is the caller's
+    /// its slab's chain, or send it alone when all chains are taken. `from` is the caller's
     /// own heap.
     ///
     /// # Safety
     /// As for [`remote_free`].
     unsafe fn add(&mut self, s: *mut Span, b: *mut Block, from: *mut Heap) {
-        // SAFETY: a live block keeps its slab valid.
-        let (to, size) = unsafe { ((*s).owner().cast::<Heap>(), (*s).block_size()) };
-        let i = match self.to[..self.len].iter().position(|&t| t == to) {
+        let i = match self.slab[..self.len].iter().position(|&t| t == s) {
             Some(i) => i,
-            None if self.len < Self::OWNERS => {
+            None if self.len < Self::SLABS => {
                 self.len += 1;
-                self.to[self.len - 1] = to;
+                self.slab[self.len - 1] = s;
                 self.tail[self.len - 1] = b;
+                self.head[self.len - 1] = ptr::null_mut();
+                self.bytes[self.len - 1] = 0;
                 self.len - 1
             }
             // SAFETY: forwarded contract.
             None => return unsafe { remote_free(s, b, from) },
         };
-        // SAFETY: b is ours until sent; the mask is the process's.
-        unsafe { Block::set_next(b, self.head[i], secret::keys().0) };
+        // SAFETY: b is ours until sent; a live block keeps its slab valid; the mask is the
+        // process's.
+        unsafe {
+            Block::set_next(b, self.head[i], secret::keys().0);
+            self.bytes[i] += (*s).block_size();
+        }
         self.head[i] = b;
-        self.bytes[i] += size;
     }
 
-    /// Push every chain onto its owner's remote stack.
+    /// Push every chain onto its slab's remote list.
     fn send(&mut self, from: *mut Heap) {
         for i in 0..self.len {
-            // SAFETY: the chains hold marked blocks given up through `add`.
-            unsafe { push_chain(self.to[i], self.head[i], self.tail[i], self.bytes[i], from) };
+            // SAFETY: the chains hold marked blocks of their slab given up through `add`.
+            unsafe {
+                push_chain(
+                    self.slab[i],
+                    self.head[i],
+                    self.tail[i],
+                    self.bytes[i],
+                    from,
+                )
+            };
         }
         self.len = 0;
     }

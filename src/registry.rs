@@ -138,6 +138,7 @@ pub fn take_heap() -> *mut Heap {
         (*e).key_registered = false;
         (*e).key_verify = false;
         (*e).heap.set_keys();
+        (*e).heap.revive();
         &raw mut (*e).heap
     }
 }
@@ -204,8 +205,9 @@ pub fn adopt_into(me: &mut Heap) -> bool {
 }
 
 /// In a fork child: every active heap but `me` belonged to a thread that is gone, and may be
-/// half-updated: orphan it. Its blocks that the child frees land on its remote stack (a CAS,
-/// safe whatever the lists look like) and stay there.
+/// half-updated: orphan it. Its blocks that the child frees land on their slabs' remote lists
+/// (a CAS each, and one to name the slab on the heap's stack: safe whatever the heap's lists
+/// look like) and stay there.
 ///
 /// # Safety
 /// Only in a fork child, single-threaded, with HEAPS_LOCK reset.
@@ -222,8 +224,8 @@ pub unsafe fn orphan_all_but(me: *mut Heap) {
     }
 }
 
-/// Bytes of free blocks cached in every heap's hot lists and on every remote stack, the global
-/// heap's included (statistics; a snapshot).
+/// Bytes of free blocks cached in every heap's hot lists and on every slab's remote list, the
+/// global heap's included (statistics; a snapshot).
 pub fn cached_bytes() -> usize {
     let _g = Guard::new(&HEAPS_LOCK);
     let (mut hot, mut sent, mut collected) = (0, Heap::orphan_sent(), 0);

@@ -150,8 +150,13 @@ pub struct Links {
 ///
 /// Invariants for a slab (checked by [`Span::check_invariants`]):
 /// - `used + |free| + |local_free| == capacity <= reserved`, where `used` counts blocks not on
-///   this span's two lists: blocks the program holds, blocks on their way to the owner through
-///   some heap's remote stack, and blocks cached in some thread's hot list;
+///   this span's two lists: blocks the program holds, blocks other threads freed onto its
+///   `remote` list that the owner has not taken yet, and blocks cached in some thread's hot
+///   list;
+/// - `remote` holds blocks of this slab only (checked as the owner takes them), marked, links
+///   encoded with `mask`; from the push that makes it non-empty until the owner takes it, the
+///   span is on exactly one heap's stack of slabs with remote frees (`remote_next`), pushed
+///   there by that push (see `heap`);
 /// - every block on `free`/`local_free` lies in `start..start + capacity * block_size` at a
 ///   multiple of `block_size`, and appears once; its link is encoded with `mask`; every block
 ///   on `local_free` carries the process's mark (it was freed), as does every block on `free`
@@ -203,9 +208,16 @@ pub struct Span {
     pages: AtomicU32,
     /// Links of the heap list the span is on.
     links: Links,
+    /// Blocks other threads freed (a stack: pushed by CAS, taken whole by the owner's swap).
+    /// On its own cache line, with `remote_next`: remote frees do not disturb the fields of
+    /// the owner's fast paths.
+    remote: AtomicPtr<Block>,
+    /// Next slab on the heap stack of slabs with remote frees this span is on.
+    remote_next: AtomicPtr<Span>,
 }
 
 const _: () = assert!(core::mem::size_of::<Span>() <= 128);
+const _: () = assert!(core::mem::offset_of!(Span, remote) >= 64);
 // The fields the malloc and free fast paths read share the first cache line.
 const _: () = assert!(core::mem::offset_of!(Span, mask) <= 64 - 8);
 
@@ -241,6 +253,8 @@ impl Span {
                 next: ptr::null_mut(),
                 prev: ptr::null_mut(),
             },
+            remote: AtomicPtr::new(ptr::null_mut()),
+            remote_next: AtomicPtr::new(ptr::null_mut()),
         }
     }
 
@@ -265,6 +279,8 @@ impl Span {
             next: ptr::null_mut(),
             prev: ptr::null_mut(),
         };
+        self.remote.store(ptr::null_mut(), Ordering::Relaxed);
+        self.remote_next.store(ptr::null_mut(), Ordering::Relaxed);
         self.kind.store(Kind::Slab as u8, Ordering::Relaxed);
         self.owner.store(owner, Ordering::Release);
     }
@@ -516,6 +532,71 @@ impl Span {
             (*this).local_free = b;
             (*this).add_used(-1)
         }
+    }
+
+    /// Push the chain `head ..= tail` of marked blocks of this slab (linked with the slab's
+    /// mask; the tail's link is overwritten) onto the `remote` list: one CAS. Returns whether
+    /// the list was empty, in which case the caller must put the span on its owner's stack of
+    /// slabs with remote frees ([`Span::remote_next`]).
+    ///
+    /// # Safety
+    /// `this` is a live slab; the blocks are blocks of it in use, marked, that the caller gives
+    /// up.
+    pub unsafe fn push_remote(this: *mut Span, head: *mut Block, tail: *mut Block) -> bool {
+        // SAFETY: a live slab's header; the blocks are the caller's until the CAS publishes
+        // them.
+        unsafe {
+            let (remote, mask) = (&(*this).remote, (*this).mask);
+            let mut old = remote.load(Ordering::Relaxed);
+            loop {
+                Block::set_next(tail, old, mask);
+                match remote.compare_exchange_weak(old, head, Ordering::Release, Ordering::Relaxed)
+                {
+                    Ok(_) => return old.is_null(),
+                    Err(h) => old = h,
+                }
+            }
+        }
+    }
+
+    /// The link of the heap stack of slabs with remote frees.
+    pub fn remote_next(&self) -> &AtomicPtr<Span> {
+        &self.remote_next
+    }
+
+    /// Take the whole `remote` list and put its blocks on `local_free` (each link checked: a
+    /// block start of this slab, else "corrupted free list"). Returns the number of blocks
+    /// taken; `used` drops by as many.
+    ///
+    /// # Safety
+    /// The caller owns the span, and took it off a heap's stack of slabs with remote frees.
+    pub unsafe fn take_remote(&mut self) -> u32 {
+        let head = self.remote.swap(ptr::null_mut(), Ordering::Acquire);
+        if head.is_null() {
+            return 0;
+        }
+        let mut n = 1u32;
+        let mut tail = head;
+        loop {
+            // SAFETY: tail is a block of this slab on its remote list, now ours.
+            let next = unsafe { Block::next(tail, self.mask) };
+            if next.is_null() {
+                break;
+            }
+            if !self.is_block_start(next as usize) || n >= self.reserved {
+                corrupt("malloc", tail);
+            }
+            tail = next;
+            n += 1;
+        }
+        if !self.is_block_start(head as usize) {
+            corrupt("malloc", head);
+        }
+        // SAFETY: as above.
+        unsafe { Block::set_next(tail, self.local_free, self.mask) };
+        self.local_free = head;
+        self.add_used(-(n as i32));
+        n
     }
 
     /// `used += d` by a relaxed load and store (the owner is the only writer). Returns the new
