@@ -229,8 +229,7 @@ impl RunCache {
             return None;
         }
         self.enter();
-        for r in runs[1..got].iter_mut() {
-            let r = r.take().unwrap_or_else(|| unreachable!());
+        for r in runs[1..got].iter_mut().filter_map(Option::take) {
             // There is room (counted above): no eviction.
             self.insert(r.start, r.span, n);
         }
