@@ -13,9 +13,9 @@
 // Part 2 (blocks freed by another thread): the main thread allocates 1000
 // blocks, a second thread frees them all.  in_use is back to the baseline
 // at once and cached_free grows by exactly 64000 (the blocks the freeing
-// thread keeps, at most 128, plus those pushed to the owner, which has not
+// thread keeps, at most 512 (fewer here: one class's hot list holds 16), plus those pushed to the owner, which has not
 // taken them in yet).  After the owner's xa_trim only the freeing thread's
-// kept blocks remain cached (at most 128); after the freeing thread's
+// kept blocks remain cached (at most 16 here); after the freeing thread's
 // malloc_trim and the owner's xa_trim nothing is.  Then the second thread
 // frees 100 more and exits: its kept blocks go home, and after the owner's
 // xa_trim nothing is cached.
@@ -204,10 +204,10 @@ int main(void)
     show("after the owner's xa_trim", &s);
     CHECKF(s.in_use == base.in_use, "in_use %zu, expected %zu", s.in_use, base.in_use);
     CHECKF(s.cached_free >= base.cached_free &&
-               s.cached_free - base.cached_free <= 128 * SZ,
-           "cached_free %zu: the worker may keep at most 128 blocks (%d bytes) beyond the "
+               s.cached_free - base.cached_free <= 16 * SZ,
+           "cached_free %zu: the worker may keep at most 16 blocks (one class's hot list) (%d bytes) beyond the "
            "baseline %zu",
-           s.cached_free, 128 * SZ, base.cached_free);
+           s.cached_free, 16 * SZ, base.cached_free);
 
     ask(C_TRIM); /* the worker sends its kept blocks home, its own to its slab */
     xtrim();
