@@ -11,7 +11,7 @@
 // returned blocks in, releases the emptied slabs and runs the purge clock).
 // Then, with the consumer still asleep:
 //   - in_use is exactly the baseline again;
-//   - cached_free is at most the baseline plus 512 blocks of the largest
+//   - cached_free is at most the baseline plus 128 blocks of the largest
 //     size (what the consumer may keep) plus one full cache of the loop's
 //     class in the main thread;
 //   - the resident set is back near the baseline (at most 2 MiB above it,
@@ -176,9 +176,9 @@ int main(void)
 
     CHECKF(s.in_use == base.in_use, "in_use %zu after the loop, expected exactly %zu", s.in_use,
            base.in_use);
-    size_t bound = base.cached_free + 512 * 512 + 16 * LOOP_SZ;
+    size_t bound = base.cached_free + 128 * 512 + 16 * LOOP_SZ;
     CHECKF(s.cached_free <= bound,
-           "cached_free %zu: expected at most %zu (baseline %zu + 512 kept blocks of at most "
+           "cached_free %zu: expected at most %zu (baseline %zu + 128 kept blocks of at most "
            "512 bytes + one cache of %d-byte blocks): the freed blocks did not go home",
            s.cached_free, bound, base.cached_free, LOOP_SZ);
     CHECKF(rss_after <= rss_base + 2 * TH_MIB,

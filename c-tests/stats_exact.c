@@ -13,7 +13,7 @@
 // Part 2 (blocks freed by another thread): the main thread allocates 1000
 // blocks, a second thread frees them all.  in_use is back to the baseline
 // at once and cached_free grows by exactly 64000 (the blocks the freeing
-// thread keeps, at most 512 (fewer here: one class's hot list holds 16), plus those pushed to the owner, which has not
+// thread keeps, at most 128 (fewer here: one class's hot list holds 16), plus those pushed to the owner, which has not
 // taken them in yet).  After the owner's xa_trim only the freeing thread's
 // kept blocks remain cached (at most 16 here); after the freeing thread's
 // malloc_trim and the owner's xa_trim nothing is.  Then the second thread

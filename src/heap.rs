@@ -78,12 +78,14 @@ pub const TICK_EVERY: u32 = 256;
 const TICK_SOON: u32 = 4;
 
 /// Most blocks of other heaps' slabs a heap keeps in its hot lists (their room bounds them
-/// too: at most 16 KiB per class). 512 rather than 32: larson with 4 threads ran 6-11% faster
-/// in wall time at 128 (medians of 10 runs) and 5% leaner, its threads reusing more of the
-/// blocks they free for one another instead of pushing them home; 512 took another 7% off
-/// its peak RSS (4 and 8 threads) for 4% more instructions, the same wall time at 4 threads
-/// and 4% less at 8. Producer-consumer pairs, whose consumers do not allocate, did not change.
-pub const FOREIGN_LIMIT: u32 = 512;
+/// too: at most 16 KiB per class). 128 rather than 32: larson with 4 threads ran 6-11% faster
+/// in wall time (medians of 10 runs) and 5% leaner, its threads reusing more of the blocks
+/// they free for one another instead of pushing them home; producer-consumer pairs, whose
+/// consumers do not allocate, did not change. 512 took another 7% off larson's peak RSS, but
+/// in a full `make bench` thread churn's peak RSS went from 4.8 to 6.3 MiB (exiting threads
+/// send more blocks to heaps whose threads are gone, where they wait for an adoption) and the
+/// suite's RSS geomean from 0.953 to 0.976 of mimalloc's.
+pub const FOREIGN_LIMIT: u32 = 128;
 
 /// A heap.
 ///
