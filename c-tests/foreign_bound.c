@@ -20,6 +20,7 @@
 // Then the consumer is woken and joined.
 #include "testhelper.h"
 #include "xalloc.h"
+#include "xa_stats_helper.h"
 
 #include <pthread.h>
 #include <time.h>
@@ -31,9 +32,6 @@
 #define LOOP_MS 400
 #define LOOP_SZ 32
 
-typedef int (*stats_fn)(xa_stats_t *);
-
-static stats_fn xstats;
 static void *blocks[NTOTAL];
 static const size_t other_sizes[4] = {32, 128, 256, 512};
 
@@ -67,14 +65,6 @@ static void *consumer(void *arg)
     return NULL;
 }
 
-static xa_stats_t snap(void)
-{
-    xa_stats_t s;
-    memset(&s, 0, sizeof s);
-    s.version = XA_STATS_VERSION;
-    CHECK(xstats(&s) == 0);
-    return s;
-}
 
 static void show(const char *what, const xa_stats_t *s, size_t rss)
 {
@@ -98,12 +88,10 @@ int main(void)
         printf("foreign_bound: xalloc only\n");
         return 0;
     }
-    void *sym = th_sym("xa_stats", 1);
-    if (sym == NULL) {
+    if (!th_have_xa_stats()) {
         printf("foreign_bound: not running on xalloc, skipped\n");
         return 0;
     }
-    memcpy(&xstats, &sym, sizeof xstats);
     printf("foreign_bound: start\n");
     fflush(stdout);
     memset(blocks, 0, sizeof blocks); /* touch the pointer array before the baseline */
@@ -115,7 +103,7 @@ int main(void)
         pthread_cond_wait(&cond, &lock);
     pthread_mutex_unlock(&lock);
 
-    xa_stats_t base = snap();
+    xa_stats_t base = th_xa_stats();
     size_t rss_base = th_rss_bytes();
     show("baseline", &base, rss_base);
 
@@ -132,7 +120,7 @@ int main(void)
         bytes += sz;
     }
     CHECK(nother == NOTHER);
-    xa_stats_t s = snap();
+    xa_stats_t s = th_xa_stats();
     size_t rss_peak = th_rss_bytes();
     show("allocated", &s, rss_peak);
     CHECKF(s.in_use == base.in_use + bytes, "in_use grew by %zd, expected %zu",
@@ -147,7 +135,7 @@ int main(void)
     while (!freed)
         pthread_cond_wait(&cond, &lock);
     pthread_mutex_unlock(&lock);
-    s = snap();
+    s = th_xa_stats();
     show("consumer freed all", &s, th_rss_bytes());
     CHECKF(s.in_use == base.in_use, "in_use %zu right after the frees, expected exactly %zu",
            s.in_use, base.in_use);
@@ -164,7 +152,7 @@ int main(void)
         }
         iters += 1000;
     }
-    s = snap();
+    s = th_xa_stats();
     size_t rss_after = th_rss_bytes();
     show("after the loop", &s, rss_after);
     printf("loop: %ld malloc/free pairs in %.0f ms; rss baseline %.2f MiB, peak %.2f MiB "

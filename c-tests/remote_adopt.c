@@ -11,6 +11,7 @@
 // what is left, and (on xalloc) the heap check passes and in_use is back to its baseline.
 #include "testhelper.h"
 #include "xalloc.h"
+#include "xa_stats_helper.h"
 
 #include <pthread.h>
 
@@ -51,17 +52,6 @@ static int pool_take(uint64_t *rng, struct slot *out)
     }
     pthread_mutex_unlock(&pool_lock);
     return ok;
-}
-
-static size_t in_use(void *sym)
-{
-    int (*stats)(xa_stats_t *);
-    memcpy(&stats, &sym, sizeof stats);
-    xa_stats_t s;
-    memset(&s, 0, sizeof s);
-    s.version = XA_STATS_VERSION;
-    CHECK(stats(&s) == 0);
-    return s.in_use;
 }
 
 static void release(struct slot *s)
@@ -110,7 +100,7 @@ static void *freer(void *arg)
 
 int main(void)
 {
-    void *st = th_sym("xa_stats", 0), *chk = th_sym("xa_check_heap", 0);
+    void *chk = th_sym("xa_check_heap", 0);
     printf("remote_adopt: start\n");
     fflush(stdout);
     /* glibc keeps a little memory of its own once threads have run (1280 bytes here): let
@@ -120,8 +110,8 @@ int main(void)
         CHECK(pthread_create(&t0[i], NULL, warm, NULL) == 0);
     for (int i = 0; i < PER_WAVE + 2; i++)
         CHECK(pthread_join(t0[i], NULL) == 0);
-    int have_stats = st != NULL && chk != NULL;
-    size_t base = have_stats ? in_use(st) : 0;
+    int have_stats = th_have_xa_stats() && chk != NULL;
+    size_t base = have_stats ? th_xa_stats().in_use : 0;
     pthread_t f[2];
     for (int i = 0; i < 2; i++)
         CHECK(pthread_create(&f[i], NULL, freer, (void *)(uintptr_t)i) == 0);
@@ -143,7 +133,7 @@ int main(void)
         int (*check_heap)(void);
         memcpy(&check_heap, &chk, sizeof check_heap);
         CHECK(check_heap() == 0);
-        size_t now = in_use(st);
+        size_t now = th_xa_stats().in_use;
         CHECKF(now == base, "in_use %zu, baseline %zu", now, base);
     }
     printf("remote_adopt: ok\n");

@@ -18,19 +18,7 @@
 // invariants (xa_check_heap) hold throughout.
 #include "testhelper.h"
 #include "xalloc.h"
-
-typedef int (*stats_fn)(xa_stats_t *);
-
-static stats_fn xstats;
-
-static xa_stats_t snap(void)
-{
-    xa_stats_t s;
-    memset(&s, 0, sizeof s);
-    s.version = XA_STATS_VERSION;
-    CHECK(xstats(&s) == 0);
-    return s;
-}
+#include "xa_stats_helper.h"
 
 static void cycle(size_t n, unsigned char tag)
 {
@@ -45,8 +33,6 @@ static void cycle(size_t n, unsigned char tag)
 
 int main(void)
 {
-    void *s1 = th_sym("xa_stats", 1);
-    memcpy(&xstats, &s1, sizeof xstats);
     static const size_t sizes[] = {40000, 100000, 300000};
     /* stdout's buffer is allocated by the first printf: before any baseline. */
     printf("run_cache: start\n");
@@ -56,10 +42,10 @@ int main(void)
     for (int r = 0; r < 4; r++)
         for (int i = 0; i < 3; i++)
             cycle(sizes[i], 1);
-    xa_stats_t a = snap();
+    xa_stats_t a = th_xa_stats();
     for (int r = 0; r < 20000; r++)
         cycle(sizes[r % 3], (unsigned char)r);
-    xa_stats_t b = snap();
+    xa_stats_t b = th_xa_stats();
     uint64_t locks = b.lock_acquired - a.lock_acquired;
     printf("20000 medium malloc+free rounds: %llu shared-lock acquisitions\n",
            (unsigned long long)locks);
@@ -74,7 +60,7 @@ int main(void)
 
     /* part 3: malloc_trim empties the cache */
     malloc_trim(0);
-    xa_stats_t c = snap();
+    xa_stats_t c = th_xa_stats();
     printf("after malloc_trim: dirty %zu (was %zu), free %zu\n", c.dirty_pages, b.dirty_pages,
            c.free_pages);
     CHECKF(c.dirty_pages == 0, "dirty pages left after malloc_trim: %zu", c.dirty_pages);
