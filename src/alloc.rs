@@ -21,7 +21,7 @@ use crate::os::{self, PAGE};
 use crate::pagemap;
 use crate::profile;
 use crate::purge;
-use crate::run_cache::RunCache;
+use crate::run_cache::{self, RunCache};
 use crate::secret;
 use crate::size_class::{SLAB_LIMIT, SizeClass, class_of};
 use crate::span::{Block, Kind, Span};
@@ -348,7 +348,8 @@ fn free_rejected_as(s: *mut Span, p: *mut u8, call: &str) {
 fn free_bad(s: *mut Span, p: *mut u8, call: &str) -> ! {
     // (The first page of a run in a run cache maps to the run's unused span.)
     // SAFETY: s is a valid span header.
-    if unsafe { (*s).kind() == Kind::Unused && (pagemap::is_freed_marker(s) || (*s).start() == p) }
+    if (unsafe { (*s).kind() } == Kind::Unused && pagemap::is_freed_marker(s)
+        || run_cache::cached_run_at(s, p as usize).is_some())
         && !pagemap::inside_live_medium(p as usize)
     {
         misuse(call, "double free", p as usize)

@@ -11,9 +11,9 @@
 //! [`TICK_EVERY`] blocks. (Sending them home in a batch whenever the limit or a full hot list
 //! turned one away cost larson 8% more instructions under callgrind, its blocks being
 //! scattered over many slabs; producer-consumer pairs gained nothing measurable over the
-//! per-slab pushes.) The owner takes its stack of
-//! slabs with one swap in its slow path, and each slab's remote list with another, splicing
-//! it onto the slab's local list: no per-block sorting.
+//! per-slab pushes.) The owner takes its stack of slabs with one swap in its slow path, and
+//! each slab's remote list with another, splicing it onto the slab's local list: no
+//! per-block sorting.
 //!
 //! Every stored link is encoded and checked when followed, every freed block marked, and every
 //! free of a marked block reported as a double free (see [`crate::secret`]).
@@ -505,81 +505,58 @@ impl Heap {
         add_relaxed(&self.collected, bytes);
     }
 
-    /// Free every block of `list` (links encoded with `mask`, each checked): locally when its
-    /// slab is ours, else by forwarding it to the slab's current owner (the slab changed hands,
-    /// or the block is another heap's). Returns the bytes of the blocks.
-    ///
-    /// # Safety
-    /// The blocks are marked free blocks of slabs, handed to this heap.
-    unsafe fn take_blocks(&mut self, mut b: *mut Block, mask: u64) -> usize {
+    /// Empty hot list `c`, each link checked: blocks of other heaps' slabs go to `out`; this
+    /// heap's own stay on the list if `keep_own`, else go back to their slabs.
+    fn drain_hot(&mut self, c: usize, keep_own: bool, out: &mut Outbox) {
         let me = erased(self);
-        let mut bytes = 0;
+        let (mut b, mut kept, mut n) = (self.hot[c], ptr::null_mut::<Block>(), 0i8);
         while !b.is_null() {
-            let s = slab_of_free_block(b);
-            // SAFETY: b is a free block of ours (checked above).
-            let next = unsafe { Block::next(b, mask) };
-            if !Block::plausible(next) {
-                corrupt("malloc", b);
-            }
-            // SAFETY: a block in transit keeps its slab alive.
+            // SAFETY: hot blocks are marked free blocks (type invariant), checked as they are
+            // followed.
             unsafe {
-                bytes += (*s).block_size();
-                if (*s).owner() == me {
-                    self.free_local(s, b);
-                } else {
-                    remote_free(s, b, self);
+                let next = Block::next(b, self.mask);
+                if !Block::plausible(next) {
+                    corrupt("malloc", b);
                 }
+                let s = slab_of_free_block(b);
+                if (*s).owner() != me {
+                    out.add(s, b, self);
+                } else if keep_own {
+                    Block::set_next(b, kept, self.mask);
+                    kept = b;
+                    n += 1;
+                } else {
+                    self.free_local(s, b);
+                }
+                b = next;
             }
-            b = next;
         }
-        bytes
+        self.hot[c] = kept;
+        self.hot_room[c].store(HOT_LIMIT[c] - n, Ordering::Relaxed);
     }
 
-    /// Give every block held in the hot lists back to its slab (or its slab's owner).
+    /// Give every block held in the hot lists back to its slab, or send it to its slab's
+    /// owner (one chain and one CAS per slab, see [`Outbox`]).
     pub fn flush_hot(&mut self) {
-        for (c, &limit) in HOT_LIMIT.iter().enumerate() {
-            let list = self.hot[c];
-            self.hot[c] = ptr::null_mut();
-            self.hot_room[c].store(limit, Ordering::Relaxed);
-            // SAFETY: hot blocks are marked blocks this thread gave up (type invariant).
-            unsafe { self.take_blocks(list, self.mask) };
+        let mut out = Outbox::new();
+        for c in 0..NUM_CLASSES {
+            self.drain_hot(c, false, &mut out);
         }
+        out.send(self);
         self.foreign_held = 0;
         self.foreign_classes = 0;
     }
 
     /// Send the other heaps' blocks kept in the hot lists home, one chain and one CAS per
-    /// owner heap (up to [`Outbox`]'s capacity; blocks of further owners go one by one); the
-    /// heap's own stay.
+    /// slab (up to [`Outbox`]'s capacity; blocks of further slabs go one by one); the heap's
+    /// own stay.
     pub fn flush_foreign(&mut self) {
-        let me = erased(self);
         let mut out = Outbox::new();
         let mut classes = self.foreign_classes;
         while classes != 0 {
             let c = classes.trailing_zeros() as usize;
             classes &= classes - 1;
-            let (mut b, mut kept, mut n) = (self.hot[c], ptr::null_mut::<Block>(), 0i8);
-            while !b.is_null() {
-                // SAFETY: hot blocks are marked free blocks (type invariant), checked as they
-                // are followed.
-                unsafe {
-                    let next = Block::next(b, self.mask);
-                    if !Block::plausible(next) {
-                        corrupt("malloc", b);
-                    }
-                    let s = slab_of_free_block(b);
-                    if (*s).owner() == me {
-                        Block::set_next(b, kept, self.mask);
-                        kept = b;
-                        n += 1;
-                    } else {
-                        out.add(s, b, self);
-                    }
-                    b = next;
-                }
-            }
-            self.hot[c] = kept;
-            self.hot_room[c].store(HOT_LIMIT[c] - n, Ordering::Relaxed);
+            self.drain_hot(c, true, &mut out);
         }
         out.send(self);
         self.foreign_held = 0;
@@ -642,8 +619,8 @@ impl Heap {
         self.full.is_empty() && self.queues.iter().all(|q| q.is_empty())
     }
 
-    /// Free block `b` of our slab `s` (collected remote frees, flushed hot lists, and frees
-    /// into our slabs on the full list).
+    /// Free block `b` of our slab `s` (flushed hot lists, and frees into our slabs on the full
+    /// list).
     ///
     /// # Safety
     /// We own `s`; `b` is a block of it, already marked free, that nobody else uses.

@@ -8,8 +8,8 @@
 use crate::arena::{self, ARENA_PAGES, ARENA_SIZE, META_PAGES, PAGE_LOCK};
 use crate::huge;
 use crate::os::{self, PAGE};
-use crate::pagemap;
 use crate::pages::LARGEST_MISS_PAGES;
+use crate::run_cache;
 use crate::span::Kind;
 use crate::sync::Guard;
 use crate::textout::{FileOut, Text};
@@ -122,31 +122,11 @@ pub fn dump(fd: i32) {
                     i += n;
                     continue;
                 }
-                // SAFETY: as above.
-                let cached = unsafe { sp.as_ref() }.filter(|c| {
-                    c.kind() == Kind::Unused
-                        && !pagemap::is_freed_marker(sp)
-                        && c.start() as usize == a.base() + i * PAGE
-                        && c.pages() != 0
-                });
-                if let Some(c) = cached {
-                    // a run in a heap's run cache: free, and resident
-                    let n = c.pages();
-                    match free {
-                        Some((_, State::Resident)) => {}
-                        Some((f, cur)) => {
-                            free_line(&mut s, f, i - f, cur);
-                            free = Some((i, State::Resident));
-                        }
-                        None => free = Some((i, State::Resident)),
-                    }
-                    i += n;
-                    continue;
-                }
-                let st = if a.is_dirty(i) {
-                    State::Resident
-                } else {
-                    State::Purged
+                // a run in a heap's run cache is free and resident
+                let (st, n) = match run_cache::cached_run_at(sp, a.base() + i * PAGE) {
+                    Some(n) => (State::Resident, n),
+                    None if a.is_dirty(i) => (State::Resident, 1),
+                    None => (State::Purged, 1),
                 };
                 match free {
                     Some((_, cur)) if cur == st => {}
@@ -156,7 +136,7 @@ pub fn dump(fd: i32) {
                     }
                     None => free = Some((i, st)),
                 }
-                i += 1;
+                i += n;
             }
             if let Some((f, st)) = free {
                 free_line(&mut s, f, ARENA_PAGES - f, st);

@@ -56,8 +56,8 @@
 //! `pages::free_runs` → `purge` in batches); otherwise `alloc::free_by_kind` → `medium::free`
 //! (a sampled block: `profile::forget` first) → `run_cache::RunCache::put`, or
 //! `thread::free_foreign` (own full slab: `heap::Heap::free_local`; another heap's:
-//! `heap::Heap::keep_foreign`, whose overflow goes home in chains, one per owner heap, or
-//! `heap::remote_free`).
+//! `heap::Heap::keep_foreign`, else `heap::remote_free` → `span::Span::push_remote`, and
+//! `heap::notify` when that finds the slab's remote list empty).
 //!
 //! # Lock order
 //!
@@ -101,8 +101,8 @@
 //!   block*: a run holding one block (32 KiB to 32 MiB). *huge block*: its own mapping.
 //! - *block*: what `malloc` returns.
 //! - *heap*: a thread's set of slabs, with its *run cache* of free runs. *remote free*: a
-//!   free by a thread that does not own the
-//!   slab. *hot list*: per class, the blocks a thread freed last, handed out first.
+//!   free by a thread that does not own the slab. *hot list*: per class, the blocks a thread
+//!   freed last, handed out first.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]

@@ -224,17 +224,18 @@ pub unsafe fn orphan_all_but(me: *mut Heap) {
     }
 }
 
-/// Bytes of free blocks cached in every heap's hot lists and on every slab's remote list, the
-/// global heap's included (statistics; a snapshot).
-pub fn cached_bytes() -> usize {
+/// What every heap caches, the global heap's included (statistics; a snapshot): bytes of free
+/// blocks in hot lists and on slabs' remote lists, and bytes of free runs in run caches.
+pub fn cached_bytes() -> (usize, usize) {
     let _g = Guard::new(&HEAPS_LOCK);
-    let (mut hot, mut sent, mut collected) = (0, Heap::orphan_sent(), 0);
+    let (mut hot, mut sent, mut collected, mut run_pages) = (0, Heap::orphan_sent(), 0, 0);
     let mut add = |h: *const Heap| {
         // SAFETY: heaps are never unmapped.
-        let (a, b, c) = unsafe { Heap::cache_counts(h) };
+        let ((a, b, c), r) = unsafe { (Heap::cache_counts(h), Heap::cached_run_pages(h)) };
         hot += a;
         sent += b;
         collected += c;
+        run_pages += r;
     };
     let mut e = ALL.load(Ordering::Relaxed);
     while !e.is_null() {
@@ -245,23 +246,7 @@ pub fn cached_bytes() -> usize {
         }
     }
     add(GLOBAL_HEAP.get());
-    hot + sent.saturating_sub(collected)
-}
-
-/// Bytes of free runs in every heap's run cache (statistics; a snapshot).
-pub fn cached_run_bytes() -> usize {
-    let _g = Guard::new(&HEAPS_LOCK);
-    // SAFETY: heaps are never unmapped.
-    let mut pages = unsafe { Heap::cached_run_pages(GLOBAL_HEAP.get()) };
-    let mut e = ALL.load(Ordering::Relaxed);
-    while !e.is_null() {
-        // SAFETY: entries are never freed; HEAPS_LOCK held for the list.
-        unsafe {
-            pages += Heap::cached_run_pages(&raw const (*e).heap);
-            e = (*e).all_next;
-        }
-    }
-    pages * PAGE
+    (hot + sent.saturating_sub(collected), run_pages * PAGE)
 }
 
 /// Number of heaps ever created and of abandoned heaps (statistics).

@@ -73,6 +73,19 @@ pub struct RunCache {
     busy: AtomicBool,
 }
 
+/// The page count of the cached run starting at `addr` whose page-map entry is `sp`, if `sp`
+/// is the span of a run in some heap's run cache (unused, not the freed-run marker, starting
+/// at `addr`). For the heap map and error reports, which read other threads' page maps.
+pub fn cached_run_at(sp: *mut Span, addr: usize) -> Option<usize> {
+    // SAFETY: page-map entries are null or valid span headers.
+    let span = unsafe { sp.as_ref() }?;
+    (span.kind() == Kind::Unused
+        && !pagemap::is_freed_marker(sp)
+        && span.start() as usize == addr
+        && span.pages() != 0)
+        .then(|| span.pages())
+}
+
 impl Default for RunCache {
     fn default() -> Self {
         Self::new()
@@ -239,7 +252,7 @@ impl RunCache {
 
     /// Put a run into a free slot (the caller made room), its span made a cached run's and its
     /// first page mapped to it.
-    fn insert(&mut self, start: *mut u8, span: *mut Span, n: usize) -> usize {
+    fn insert(&mut self, start: *mut u8, span: *mut Span, n: usize) {
         // SAFETY: the run and its span header are the caller's, unused.
         unsafe { (*span).init_cached(start, n) };
         pagemap::map_run(start, 1, span);
@@ -253,7 +266,6 @@ impl RunCache {
         self.fresh |= 1 << i;
         self.next = ((i + 1) % SLOTS) as u32;
         self.set_held(self.pages() + n);
-        i
     }
 
     /// Keep the run of `n` pages at `start` (span header `span`), or give it back to the

@@ -115,7 +115,8 @@ pub fn snapshot() -> Stats {
         Kind::Slab => s.used() as usize * s.block_size(),
         _ => 0,
     });
-    let cached = registry::cached_bytes().min(slab_used);
+    let (cached, runs) = registry::cached_bytes();
+    let cached = cached.min(slab_used);
     let small = slab_used - cached;
     let medium = arena::sum_spans(|s| match s.kind() {
         Kind::Medium => s.pages() * os::PAGE,
@@ -127,7 +128,6 @@ pub fn snapshot() -> Stats {
     });
     // Runs in the heaps' run caches are free and resident, like dirty arena pages.
     let (free, dirty) = pages::totals();
-    let runs = registry::cached_run_bytes();
     let (free, dirty) = (free + runs, dirty + runs);
     let (heaps, abandoned) = registry::heap_counts();
     let rss = os::rss_now();

@@ -22,19 +22,11 @@
 //! The build directory is kept under the target directory, so only the first run is slow.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) if !d.is_empty() => manifest_dir().join(d),
-        _ => manifest_dir().join("target"),
-    }
-}
+mod common;
+use common::{manifest_dir, target_dir};
 
 /// What `cargo fuzz build --sanitizer none` (cargo-fuzz 0.13) gives rustc, less the flags that
 /// only shape code generation.

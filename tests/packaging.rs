@@ -14,16 +14,8 @@ use std::process::{Command, Output};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) if !d.is_empty() => manifest_dir().join(d),
-        _ => manifest_dir().join("target"),
-    }
-}
+mod common;
+use common::{manifest_dir, target_dir};
 
 /// The library under test.
 fn library() -> PathBuf {
