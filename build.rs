@@ -1,17 +1,10 @@
-//! Generates the C header for the `xa_*` API with cbindgen, and gives the shared library its
-//! SONAME.
+//! Generates the C header for the `xa_*` API with cbindgen (the shared library itself, with its
+//! SONAME, is built by the `so/` package).
 //!
 //! The header is committed as `include/xalloc.h`; the build writes a fresh copy to
 //! `$OUT_DIR/xalloc.h` (and to the path in `XALLOC_HEADER_OUT` when set, which `make header`
 //! uses), and a test checks the two agree. Its `XALLOC_VERSION_*` macros come from the package
 //! version in `Cargo.toml`.
-//!
-//! The SONAME is `libxalloc.so.MAJOR` (what `make install` installs, with the
-//! `libxalloc.so.MAJOR.MINOR.PATCH` file it names). A program linked with `-lxalloc` against
-//! the build directory records that name, so the build also leaves a link
-//! `libxalloc.so.MAJOR -> libxalloc.so` beside the library cargo writes.
-
-use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-changed=src/ffi.rs");
@@ -26,10 +19,6 @@ fn main() {
         part("CARGO_PKG_VERSION_MINOR"),
         part("CARGO_PKG_VERSION_PATCH"),
     );
-
-    let soname = format!("libxalloc.so.{major}");
-    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{soname}");
-    link_soname(Path::new(&out), &soname);
 
     let mut config = cbindgen::Config::from_file(format!("{dir}/cbindgen.toml"))
         .expect("cbindgen.toml is readable");
@@ -50,18 +39,4 @@ fn main() {
     if let Ok(path) = std::env::var("XALLOC_HEADER_OUT") {
         bindings.write_to_file(path);
     }
-}
-
-/// Leave `<profile dir>/<soname> -> libxalloc.so` (the profile directory, where cargo puts the
-/// library, is three levels above `OUT_DIR`: `<profile>/build/<pkg>-<hash>/out`).
-fn link_soname(out_dir: &Path, soname: &str) {
-    let Some(profile) = out_dir.ancestors().nth(3).map(PathBuf::from) else {
-        return;
-    };
-    let link = profile.join(soname);
-    if std::fs::symlink_metadata(&link).is_ok() {
-        return;
-    }
-    // Best effort: a read-only or unusual target directory only loses the convenience link.
-    let _ = std::os::unix::fs::symlink("libxalloc.so", &link);
 }

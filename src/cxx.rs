@@ -144,9 +144,13 @@ unsafe extern "C" fn new_swallow(exc: *mut c_void) {
             begin(exc);
             end();
         }
-    } else {
-        // SAFETY: exc is an exception in flight that nobody else will handle.
-        unsafe { _Unwind_DeleteException(exc) };
+    } else if rt[DELETE_EXCEPTION] != 0 {
+        // SAFETY: the unwinder's `_Unwind_DeleteException(void*)`; exc is an exception in
+        // flight that nobody else will handle.
+        unsafe {
+            let delete: extern "C" fn(*mut c_void) = core::mem::transmute(rt[DELETE_EXCEPTION]);
+            delete(exc);
+        }
     }
 }
 
@@ -161,9 +165,17 @@ const BAD_ALLOC_VTABLE: usize = 4;
 const BAD_ALLOC_DTOR: usize = 5;
 const BEGIN_CATCH: usize = 6;
 const END_CATCH: usize = 7;
+// The unwinder (libgcc_s, or LLVM's libunwind), which every C++ runtime loads; the library
+// itself does not link it.
+const GET_IP: usize = 8;
+const SET_IP: usize = 9;
+const SET_GR: usize = 10;
+const GET_LSDA: usize = 11;
+const DELETE_EXCEPTION: usize = 12;
+const N_RUNTIME: usize = 13;
 
 /// The symbols, in the order of the indexes above.
-const NAMES: [&CStr; 8] = [
+const NAMES: [&CStr; N_RUNTIME] = [
     c"_ZSt15get_new_handlerv",
     c"__cxa_allocate_exception",
     c"__cxa_throw",
@@ -172,16 +184,21 @@ const NAMES: [&CStr; 8] = [
     c"_ZNSt9bad_allocD1Ev",
     c"__cxa_begin_catch",
     c"__cxa_end_catch",
+    c"_Unwind_GetIP",
+    c"_Unwind_SetIP",
+    c"_Unwind_SetGR",
+    c"_Unwind_GetLanguageSpecificData",
+    c"_Unwind_DeleteException",
 ];
 
 /// Their addresses once all were found (0 until then).
-static RUNTIME: [AtomicUsize; 8] = [const { AtomicUsize::new(0) }; 8];
+static RUNTIME: [AtomicUsize; N_RUNTIME] = [const { AtomicUsize::new(0) }; N_RUNTIME];
 
 /// The C++ runtime's addresses; a lookup (`dlsym`, with no lock of ours held: this runs only
 /// when `new` is out of memory) until every one was found. Racing lookups store the same
 /// values.
-fn runtime() -> [usize; 8] {
-    let mut rt = [0; 8];
+fn runtime() -> [usize; N_RUNTIME] {
+    let mut rt = [0; N_RUNTIME];
     for (r, a) in rt.iter_mut().zip(RUNTIME.iter()) {
         *r = a.load(Ordering::Acquire);
     }
@@ -213,13 +230,36 @@ const UA_FORCE_UNWIND: c_int = 8;
 /// DWARF register 0 (`rax`): where a landing pad finds the exception.
 const EH_DATA_REG: c_int = 0;
 
-unsafe extern "C" {
-    /// The unwinder (libgcc_s, which the Rust standard library links already).
-    fn _Unwind_GetIP(ctx: *mut c_void) -> usize;
-    fn _Unwind_SetIP(ctx: *mut c_void, ip: usize);
-    fn _Unwind_SetGR(ctx: *mut c_void, reg: c_int, value: usize);
-    fn _Unwind_GetLanguageSpecificData(ctx: *mut c_void) -> *const i32;
-    fn _Unwind_DeleteException(exc: *mut c_void);
+/// The unwinder's functions the personality routine calls, as [`runtime`] found them: it ran
+/// (and found them all) before the `new_handler` call whose exception this is, since that is
+/// where the handler came from.
+fn unwinder() -> Option<Unwinder> {
+    let a = |i: usize| RUNTIME[i].load(Ordering::Acquire);
+    if a(GET_IP) == 0 {
+        return None;
+    }
+    // SAFETY: RUNTIME holds all the addresses or none; these are the unwinder's functions of
+    // these C types (Itanium C++ ABI, level I).
+    unsafe {
+        Some(Unwinder {
+            get_ip: core::mem::transmute::<usize, extern "C" fn(*mut c_void) -> usize>(a(GET_IP)),
+            set_ip: core::mem::transmute::<usize, extern "C" fn(*mut c_void, usize)>(a(SET_IP)),
+            set_gr: core::mem::transmute::<usize, extern "C" fn(*mut c_void, c_int, usize)>(a(
+                SET_GR,
+            )),
+            lsda: core::mem::transmute::<usize, extern "C" fn(*mut c_void) -> *const i32>(a(
+                GET_LSDA,
+            )),
+        })
+    }
+}
+
+/// `_Unwind_GetIP`, `_Unwind_SetIP`, `_Unwind_SetGR`, `_Unwind_GetLanguageSpecificData`.
+struct Unwinder {
+    get_ip: extern "C" fn(*mut c_void) -> usize,
+    set_ip: extern "C" fn(*mut c_void, usize),
+    set_gr: extern "C" fn(*mut c_void, c_int, usize),
+    lsda: extern "C" fn(*mut c_void) -> *const i32,
 }
 
 /// Whether an exception class names a C++ exception (libstdc++'s `GNUCC++` with its last byte
@@ -250,8 +290,11 @@ unsafe extern "C" fn nothrow_personality(
     if actions & UA_FORCE_UNWIND != 0 || !is_cxx(class) {
         return URC_CONTINUE_UNWIND;
     }
-    // SAFETY: the unwinder's context (contract).
-    let lsda = unsafe { _Unwind_GetLanguageSpecificData(ctx) };
+    let Some(u) = unwinder() else {
+        return URC_CONTINUE_UNWIND;
+    };
+    // ctx is the unwinder's context (contract).
+    let lsda = (u.lsda)(ctx);
     if lsda.is_null() {
         return URC_CONTINUE_UNWIND;
     }
@@ -262,19 +305,16 @@ unsafe extern "C" fn nothrow_personality(
             (lsda.add(1) as isize + lsda.add(1).read() as isize) as usize,
         )
     };
-    // SAFETY: the unwinder's context.
-    if unsafe { _Unwind_GetIP(ctx) } != after_call {
+    if (u.get_ip)(ctx) != after_call {
         return URC_CONTINUE_UNWIND;
     }
     if actions & UA_SEARCH_PHASE != 0 {
         return URC_HANDLER_FOUND;
     }
     if actions & UA_HANDLER_FRAME != 0 {
-        // SAFETY: the unwinder's context, for the frame that handles the exception.
-        unsafe {
-            _Unwind_SetGR(ctx, EH_DATA_REG, exc as usize);
-            _Unwind_SetIP(ctx, pad);
-        }
+        // The unwinder's context, for the frame that handles the exception.
+        (u.set_gr)(ctx, EH_DATA_REG, exc as usize);
+        (u.set_ip)(ctx, pad);
         return URC_INSTALL_CONTEXT;
     }
     URC_CONTINUE_UNWIND

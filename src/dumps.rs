@@ -117,8 +117,20 @@ extern "C" fn setup() {
             Some((lo, hi, false)) => (lo, hi),
             _ => (0, 0),
         };
-        unwind::init(os::dlsym_default(c"_dl_find_object"));
+        // The profiler first: a failed `dlsym` allocates (its error string), and the thread's
+        // heap made for that must already see the profiler on, or its small blocks would
+        // never be sampled.
         profile::enable(c.prof_rate as u64, own);
+        let find = os::dlsym_default(c"_dl_find_object");
+        let libgcc = if find.is_null() {
+            [
+                os::dlsym_default(c"_Unwind_Backtrace"),
+                os::dlsym_default(c"_Unwind_GetIP"),
+            ]
+        } else {
+            [core::ptr::null_mut(); 2]
+        };
+        unwind::init(find, libgcc);
     }
     os::at_exit(at_exit);
     if c.dump_signal != 0 && os::spawn_detached(helper) {

@@ -21,7 +21,7 @@
 //! L5    | arena span_list         | 64 MiB arenas and their header, the arena list; lists of spans
 //! L4    | span buddy profile      | the header of a run and a slab's block lists; buddy arithmetic; heap profiler samples
 //! L3    | size_class bitmap       | class tables; page bitmaps
-//! L2    | sync config secret counters textout | the futex lock that names its holder; XALLOC_* options; free-list mask and mark; call counters; buffered file output
+//! L2    | sync config secret counters textout fmath | the futex lock that names its holder; XALLOC_* options; free-list mask and mark; call counters; buffered file output; ln, exp_m1, round without libm
 //! L1    | debug                   | fatal errors, misuse reports, assertions, no allocation
 //! L0    | os unwind               | libc and kernel calls (only `unwind` besides, for its stack walk); the profiler's stack walk
 //! ```
@@ -30,9 +30,13 @@
 //! `cxx`: its `new` forms are naked assembly functions, because an exception from a
 //! `new_handler` or the `std::bad_alloc` they throw must never cross a Rust frame of this
 //! `panic = "abort"` crate (see its docs); its deletes sit beside them. Besides `os` and
-//! `unwind` (the heap profiler's stack walk through `_Unwind_Backtrace`), it is the one module
-//! that calls foreign code: the unwinder's `_Unwind_*` functions, and the C++ runtime through
-//! the addresses `os::dlsym_default` finds.
+//! `unwind` (the heap profiler's stack walk, through libgcc's `_Unwind_Backtrace` where glibc
+//! lacks `_dl_find_object`), it is the one module that calls foreign code: the C++ runtime and
+//! its unwinder (`_Unwind_*`), through the addresses `os::dlsym_default` finds.
+//!
+//! The crate is `#![no_std]` (its unit tests use std): `so/` links it into `libxalloc.so`,
+//! which needs libc alone. Nothing here links libgcc or libm; `fmath` computes the profiler's
+//! logarithm and exponential.
 //!
 //! # The two data paths
 //!
@@ -104,6 +108,8 @@
 //!   free by a thread that does not own the slab. *hot list*: per class, the blocks a thread
 //!   freed last, handed out first.
 
+// No standard library: the shared library links only libc (see `so/`); the unit tests use std.
+#![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![deny(clippy::missing_safety_doc)]
@@ -120,6 +126,7 @@ mod counters;
 mod cxx;
 mod dumps;
 pub mod ffi;
+mod fmath;
 mod fork;
 mod heap;
 mod heapmap;

@@ -30,6 +30,7 @@
 //! is never held while calling anything that allocates or takes another lock. When a table is
 //! full further samples are counted as dropped.
 
+use crate::fmath;
 use crate::os;
 use crate::size_class::SLAB_LIMIT;
 use crate::sync::{Guard, RawLock};
@@ -213,7 +214,7 @@ fn random() -> u64 {
 /// in (0, 1]), at least 1.
 fn next_interval(rate: u64) -> u64 {
     let u = ((random() >> 11) + 1) as f64 / (1u64 << 53) as f64;
-    let x = -u.ln() * rate as f64;
+    let x = -fmath::ln(u) * rate as f64;
     if x < 1.0 {
         1
     } else if x > 1e15 {
@@ -227,8 +228,8 @@ fn next_interval(rate: u64) -> u64 {
 /// `p(size) = 1 - exp(-size / rate)`, the probability that such a request is sampled.
 pub fn weight(size: usize, rate: u64) -> u64 {
     let s = size.max(1) as f64;
-    let p = -(-s / rate as f64).exp_m1();
-    (s / p).round() as u64
+    let p = -fmath::exp_m1(-s / rate as f64);
+    fmath::round(s / p) as u64
 }
 
 /// Count a request of `size` bytes against a thread's interval `left` (the bytes before its

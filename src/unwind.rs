@@ -17,7 +17,7 @@
 //! Frames the walk cannot describe (a CFA given by an expression, as in signal trampolines and
 //! PLT stubs; registers other than `rsp`/`rbp` holding the CFA; an address outside every object)
 //! end the stack there. Where `_dl_find_object` does not exist (glibc before 2.35) the stack comes
-//! from `_Unwind_Backtrace` instead.
+//! from `_Unwind_Backtrace` instead, if the program loaded libgcc (the library does not link it).
 //!
 //! Only memory the call-frame information names is read: the return address just below each
 //! CFA, and a saved `rbp`. A CFA must lie above the previous one and within 1 MiB of it, and at
@@ -26,13 +26,13 @@
 use core::ffi::{c_int, c_void};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-unsafe extern "C" {
-    fn _Unwind_Backtrace(
-        trace: extern "C" fn(ctx: *mut c_void, arg: *mut c_void) -> c_int,
-        arg: *mut c_void,
-    ) -> c_int;
-    fn _Unwind_GetIP(ctx: *mut c_void) -> usize;
-}
+/// libgcc's `_Unwind_Backtrace(trace, arg)`.
+type UnwindBacktrace = unsafe extern "C" fn(
+    trace: extern "C" fn(ctx: *mut c_void, arg: *mut c_void) -> c_int,
+    arg: *mut c_void,
+) -> c_int;
+/// libgcc's `_Unwind_GetIP(ctx)`.
+type UnwindGetIp = unsafe extern "C" fn(ctx: *mut c_void) -> usize;
 
 /// Frames walked at most (kept ones and skipped ones).
 pub const MAX_DEPTH: usize = 256;
@@ -53,8 +53,19 @@ type FindObject = unsafe extern "C" fn(pc: *mut c_void, out: *mut DlFindObject) 
 /// `_dl_find_object`, found by [`init`]; 0: not available.
 static FIND_OBJECT: AtomicUsize = AtomicUsize::new(0);
 
-/// Use `find` (the address of glibc's `_dl_find_object`, or null) for the walks. Set-up only.
-pub fn init(find: *mut c_void) {
+/// libgcc's `_Unwind_Backtrace` and `_Unwind_GetIP`, found by [`init`] (the library does not
+/// link libgcc: they are there when the program loaded it, as every C++ program does); 0: not
+/// available.
+static LIBGCC: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+
+/// Use `find` (the address of glibc's `_dl_find_object`, or null) for the walks, and `libgcc`
+/// (the addresses of `_Unwind_Backtrace` and `_Unwind_GetIP`, or nulls) where it is missing.
+/// Set-up only.
+pub fn init(find: *mut c_void, libgcc: [*mut c_void; 2]) {
+    if !libgcc[0].is_null() && !libgcc[1].is_null() {
+        LIBGCC[1].store(libgcc[1] as usize, Ordering::Release);
+        LIBGCC[0].store(libgcc[0] as usize, Ordering::Release);
+    }
     FIND_OBJECT.store(find as usize, Ordering::Release);
 }
 
@@ -712,9 +723,13 @@ const URC_NO_REASON: c_int = 0;
 const URC_END_OF_STACK: c_int = 5;
 
 extern "C" fn step(ctx: *mut c_void, arg: *mut c_void) -> c_int {
+    // SAFETY: `backtrace_libgcc` calls `_Unwind_Backtrace` only once both addresses are set,
+    // and LIBGCC[1] holds `_Unwind_GetIP`'s.
+    let get_ip =
+        unsafe { core::mem::transmute::<usize, UnwindGetIp>(LIBGCC[1].load(Ordering::Acquire)) };
     // SAFETY: arg is the `Walk` that `backtrace_libgcc` passes, alive for the whole walk; ctx is
     // the unwinder's context for this frame.
-    let (w, ip) = unsafe { (&mut *(arg as *mut Walk), _Unwind_GetIP(ctx)) };
+    let (w, ip) = unsafe { (&mut *(arg as *mut Walk), get_ip(ctx)) };
     if ip == 0 {
         return URC_END_OF_STACK;
     }
@@ -730,14 +745,18 @@ extern "C" fn step(ctx: *mut c_void, arg: *mut c_void) -> c_int {
     }
 }
 
-/// [`backtrace`] through libgcc's `_Unwind_Backtrace` (no `_dl_find_object` on this system).
+/// [`backtrace`] through libgcc's `_Unwind_Backtrace` (no `_dl_find_object` on this system);
+/// an empty stack where the program has not loaded libgcc either.
 pub fn backtrace_libgcc(out: &mut [usize], skip: (usize, usize)) -> usize {
-    if out.is_empty() {
+    let f = LIBGCC[0].load(Ordering::Acquire);
+    if out.is_empty() || f == 0 {
         return 0;
     }
+    // SAFETY: LIBGCC[0] holds `_Unwind_Backtrace`'s address (set after `_Unwind_GetIP`'s).
+    let backtrace = unsafe { core::mem::transmute::<usize, UnwindBacktrace>(f) };
     let mut w = Walk { out, len: 0, skip };
     // SAFETY: `step` matches the callback type and only touches `w`, which outlives the call.
-    unsafe { _Unwind_Backtrace(step, &mut w as *mut Walk as *mut c_void) };
+    unsafe { backtrace(step, &mut w as *mut Walk as *mut c_void) };
     w.len
 }
 
@@ -749,7 +768,15 @@ mod tests {
         // SAFETY: a constant NUL-terminated name.
         let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_dl_find_object".as_ptr()) };
         assert!(!f.is_null(), "glibc 2.35 or later has _dl_find_object");
-        init(f);
+        // SAFETY: constant NUL-terminated names; the test binary links libgcc_s (std does).
+        let libgcc = unsafe {
+            [
+                libc::dlsym(libc::RTLD_DEFAULT, c"_Unwind_Backtrace".as_ptr()),
+                libc::dlsym(libc::RTLD_DEFAULT, c"_Unwind_GetIP".as_ptr()),
+            ]
+        };
+        assert!(!libgcc[0].is_null() && !libgcc[1].is_null());
+        init(f, libgcc);
     }
 
     #[inline(never)]
