@@ -26,12 +26,17 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
     }
 }
 
-/// The precompiled `core` names an unwinding personality in its unwind tables even though this
-/// library is built with `panic = "abort"`; no Rust frame here is ever unwound (C++ exceptions
-/// never cross one: see the crate's `cxx` module), so it is never called.
+// The precompiled `core` names an unwinding personality in its unwind tables even though this
+// library is built with `panic = "abort"`. No Rust frame here is ever unwound (C++ exceptions
+// never cross one: see the crate's `cxx` module), so it is never called; defined hidden, so
+// that it is not exported, and aborting, should it ever be.
 #[cfg(not(test))]
-#[unsafe(no_mangle)]
-extern "C" fn rust_eh_personality() {
-    // SAFETY: ends the process.
-    unsafe { libc::abort() }
-}
+core::arch::global_asm!(
+    ".globl rust_eh_personality",
+    ".hidden rust_eh_personality",
+    ".type rust_eh_personality,@function",
+    "rust_eh_personality:",
+    "jmp {abort}",
+    ".size rust_eh_personality, . - rust_eh_personality",
+    abort = sym libc::abort,
+);

@@ -99,7 +99,12 @@ fn the_library_needs_only_libc() {
         .collect();
     assert_eq!(needed, ["libc.so.6"], "{dynamic}");
     let symbols = readelf(&["--dyn-syms", "-W"], &lib);
-    for foreign in ["_Unwind_", "rust_begin_unwind", "gimli"] {
+    for foreign in [
+        "_Unwind_",
+        "rust_begin_unwind",
+        "rust_eh_personality",
+        "gimli",
+    ] {
         assert!(
             !symbols.contains(foreign),
             "the library names {foreign}:\n{symbols}"
