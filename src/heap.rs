@@ -946,25 +946,21 @@ pub unsafe fn remote_free(s: *mut Span, b: *mut Block, from: *mut Heap) {
     // SAFETY: we own b until the push publishes it; a live block keeps its slab valid.
     unsafe {
         Block::set_mark(b, mark);
-        push_chain(s, b, b, (*s).block_size(), from);
+        push_chain(s, b, b, 1, from);
     }
 }
 
-/// Push the chain `head ..= tail` of marked blocks of slab `s` (linked with the process's
-/// mask, the tail's link about to be overwritten), `bytes` in all, onto the slab's remote
+/// Push the chain `head ..= tail` of `n` marked blocks of slab `s` (linked with the process's
+/// mask, the tail's link about to be overwritten) onto the slab's remote
 /// list; if that list was empty, put the slab on its owner's stack of slabs with remote frees.
 /// `from` counts the bytes sent (null: a thread without a heap).
 ///
 /// # Safety
 /// `s` is a live slab; the blocks are marked, live blocks of it, given up by the caller;
 /// `from` as for [`remote_free`].
-unsafe fn push_chain(
-    s: *mut Span,
-    head: *mut Block,
-    tail: *mut Block,
-    bytes: usize,
-    from: *mut Heap,
-) {
+unsafe fn push_chain(s: *mut Span, head: *mut Block, tail: *mut Block, n: u32, from: *mut Heap) {
+    // SAFETY: a live slab's header.
+    let bytes = n as usize * unsafe { (*s).block_size() };
     // Counted before the push, so the bytes collected never pass the bytes sent.
     if from.is_null() {
         ORPHAN_SENT.fetch_add(bytes, Ordering::Relaxed);
@@ -977,7 +973,7 @@ unsafe fn push_chain(
     // its owner empties that list after taking the span off a stack, which it cannot do
     // before this thread pushed it (only the push that found the list empty pushes the span).
     unsafe {
-        if Span::push_remote(s, head, tail) {
+        if Span::push_remote(s, head, tail, n) {
             notify((*s).owner().cast(), s);
         }
     }
@@ -1021,7 +1017,7 @@ struct Outbox {
     slab: [*mut Span; Outbox::SLABS],
     head: [*mut Block; Outbox::SLABS],
     tail: [*mut Block; Outbox::SLABS],
-    bytes: [usize; Outbox::SLABS],
+    count: [u32; Outbox::SLABS],
     len: usize,
 }
 
@@ -1033,7 +1029,7 @@ impl Outbox {
             slab: [ptr::null_mut(); Self::SLABS],
             head: [ptr::null_mut(); Self::SLABS],
             tail: [ptr::null_mut(); Self::SLABS],
-            bytes: [0; Self::SLABS],
+            count: [0; Self::SLABS],
             len: 0,
         }
     }
@@ -1052,7 +1048,7 @@ impl Outbox {
                 self.slab[self.len - 1] = s;
                 self.tail[self.len - 1] = b;
                 self.head[self.len - 1] = ptr::null_mut();
-                self.bytes[self.len - 1] = 0;
+                self.count[self.len - 1] = 0;
                 self.len - 1
             }
             // SAFETY: forwarded contract.
@@ -1062,7 +1058,7 @@ impl Outbox {
         // process's.
         unsafe {
             Block::set_next(b, self.head[i], secret::keys().0);
-            self.bytes[i] += (*s).block_size();
+            self.count[i] += 1;
         }
         self.head[i] = b;
     }
@@ -1076,7 +1072,7 @@ impl Outbox {
                     self.slab[i],
                     self.head[i],
                     self.tail[i],
-                    self.bytes[i],
+                    self.count[i],
                     from,
                 )
             };

@@ -18,9 +18,9 @@
 //! synchronised with the allocation.
 
 use crate::os::PAGE;
-use crate::size_class::SizeClass;
+use crate::size_class::{CLASS_SIZE, NUM_CLASSES, SizeClass, slab_pages};
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicUsize, Ordering};
 
 /// A free block: its first word links to the next free block of the same list, encoded with
 /// the list's mask ([`crate::secret`]); its second word holds the process's mark XORed with
@@ -153,10 +153,11 @@ pub struct Links {
 ///   this span's two lists: blocks the program holds, blocks other threads freed onto its
 ///   `remote` list that the owner has not taken yet, and blocks cached in some thread's hot
 ///   list;
-/// - `remote` holds blocks of this slab only (checked as the owner takes them), marked, links
-///   encoded with `mask`; from the push that makes it non-empty until the owner takes it, the
-///   span is on exactly one heap's stack of slabs with remote frees (`remote_next`), pushed
-///   there by that push (see `heap`);
+/// - `remote` holds blocks of this slab only (each link checked as the owner takes them or, when
+///   the list becomes the whole `local_free` list, as it pops them), marked, links encoded with
+///   `mask`, and its word counts them (see [`RemoteWord`]); from the push that makes it
+///   non-empty until the owner takes it, the span is on exactly one heap's stack of slabs with
+///   remote frees (`remote_next`), pushed there by that push (see `heap`);
 /// - every block on `free`/`local_free` lies in `start..start + capacity * block_size` at a
 ///   multiple of `block_size`, and appears once; its link is encoded with `mask`; every block
 ///   on `local_free` carries the process's mark (it was freed), as does every block on `free`
@@ -208,13 +209,45 @@ pub struct Span {
     pages: AtomicU32,
     /// Links of the heap list the span is on.
     links: Links,
-    /// Blocks other threads freed (a stack: pushed by CAS, taken whole by the owner's swap).
-    /// On its own cache line, with `remote_next`: remote frees do not disturb the fields of
-    /// the owner's fast paths.
-    remote: AtomicPtr<Block>,
+    /// Blocks other threads freed (a stack: pushed by CAS, taken whole by the owner's swap),
+    /// with their number: a [`RemoteWord`]. On its own cache line, with `remote_next`: remote
+    /// frees do not disturb the fields of the owner's fast paths.
+    remote: AtomicUsize,
     /// Next slab on the heap stack of slabs with remote frees this span is on.
     remote_next: AtomicPtr<Span>,
 }
+
+/// A slab's `remote` word: the head of its remote list in the low 48 bits (user addresses
+/// lie below 2^47), the number of blocks on the list in the high 16 (a slab holds at most
+/// 2 048 blocks), so that one CAS pushes a chain and counts it, and the owner's swap learns
+/// how many blocks it took without walking them.
+#[derive(Clone, Copy)]
+struct RemoteWord(usize);
+
+impl RemoteWord {
+    const SHIFT: u32 = 48;
+
+    fn new(head: *mut Block, count: u32) -> RemoteWord {
+        RemoteWord(head as usize | (count as usize) << Self::SHIFT)
+    }
+
+    fn head(self) -> *mut Block {
+        ptr::with_exposed_provenance_mut(self.0 & ((1 << Self::SHIFT) - 1))
+    }
+
+    fn count(self) -> u32 {
+        (self.0 >> Self::SHIFT) as u32
+    }
+}
+
+// Every slab's block count fits the word's 16 bits.
+const _: () = {
+    let mut c = 0;
+    while c < NUM_CLASSES {
+        assert!(slab_pages(c) * PAGE / (CLASS_SIZE[c] as usize) < 1 << (64 - RemoteWord::SHIFT));
+        c += 1;
+    }
+};
 
 const _: () = assert!(core::mem::size_of::<Span>() <= 128);
 const _: () = assert!(core::mem::offset_of!(Span, remote) >= 64);
@@ -253,7 +286,7 @@ impl Span {
                 next: ptr::null_mut(),
                 prev: ptr::null_mut(),
             },
-            remote: AtomicPtr::new(ptr::null_mut()),
+            remote: AtomicUsize::new(0),
             remote_next: AtomicPtr::new(ptr::null_mut()),
         }
     }
@@ -279,7 +312,7 @@ impl Span {
             next: ptr::null_mut(),
             prev: ptr::null_mut(),
         };
-        self.remote.store(ptr::null_mut(), Ordering::Relaxed);
+        self.remote.store(0, Ordering::Relaxed);
         self.remote_next.store(ptr::null_mut(), Ordering::Relaxed);
         self.kind.store(Kind::Slab as u8, Ordering::Relaxed);
         self.owner.store(owner, Ordering::Release);
@@ -534,25 +567,27 @@ impl Span {
         }
     }
 
-    /// Push the chain `head ..= tail` of marked blocks of this slab (linked with the slab's
-    /// mask; the tail's link is overwritten) onto the `remote` list: one CAS. Returns whether
-    /// the list was empty, in which case the caller must put the span on its owner's stack of
-    /// slabs with remote frees ([`Span::remote_next`]).
+    /// Push the chain `head ..= tail` of `n` marked blocks of this slab (linked with the slab's
+    /// mask; the tail's link is overwritten) onto the `remote` list: one CAS, which also adds
+    /// `n` to the list's count. Returns whether the list was empty, in which case the caller
+    /// must put the span on its owner's stack of slabs with remote frees
+    /// ([`Span::remote_next`]).
     ///
     /// # Safety
-    /// `this` is a live slab; the blocks are blocks of it in use, marked, that the caller gives
-    /// up.
-    pub unsafe fn push_remote(this: *mut Span, head: *mut Block, tail: *mut Block) -> bool {
+    /// `this` is a live slab; the `n` blocks are blocks of it in use, marked, that the caller
+    /// gives up.
+    pub unsafe fn push_remote(this: *mut Span, head: *mut Block, tail: *mut Block, n: u32) -> bool {
         // SAFETY: a live slab's header; the blocks are the caller's until the CAS publishes
         // them.
         unsafe {
             let (remote, mask) = (&(*this).remote, (*this).mask);
             let mut old = remote.load(Ordering::Relaxed);
             loop {
-                Block::set_next(tail, old, mask);
-                match remote.compare_exchange_weak(old, head, Ordering::Release, Ordering::Relaxed)
-                {
-                    Ok(_) => return old.is_null(),
+                let w = RemoteWord(old);
+                Block::set_next(tail, w.head(), mask);
+                let new = RemoteWord::new(head, w.count() + n).0;
+                match remote.compare_exchange_weak(old, new, Ordering::Release, Ordering::Relaxed) {
+                    Ok(_) => return w.head().is_null(),
                     Err(h) => old = h,
                 }
             }
@@ -564,36 +599,44 @@ impl Span {
         &self.remote_next
     }
 
-    /// Take the whole `remote` list and put its blocks on `local_free` (each link checked: a
-    /// block start of this slab, else "corrupted free list"). Returns the number of blocks
-    /// taken; `used` drops by as many.
+    /// Take the whole `remote` list and put its blocks on `local_free`. Returns the number of
+    /// blocks taken (the count the pushes kept in the list's word); `used` drops by as many.
+    ///
+    /// With `local_free` empty (the usual case where one thread allocates and others free:
+    /// the owner frees nothing itself) the list becomes `local_free` as it is, with no walk:
+    /// its links are checked as the blocks are popped, like every local list's. Otherwise it
+    /// is walked to its tail, each link checked (a block start of this slab, and no more links
+    /// than the count: else "corrupted free list"), and put in front.
     ///
     /// # Safety
     /// The caller owns the span, and took it off a heap's stack of slabs with remote frees.
     pub unsafe fn take_remote(&mut self) -> u32 {
-        let head = self.remote.swap(ptr::null_mut(), Ordering::Acquire);
+        let w = RemoteWord(self.remote.swap(0, Ordering::Acquire));
+        let (head, n) = (w.head(), w.count());
         if head.is_null() {
             return 0;
         }
-        let mut n = 1u32;
-        let mut tail = head;
-        loop {
-            // SAFETY: tail is a block of this slab on its remote list, now ours.
-            let next = unsafe { Block::next(tail, self.mask) };
-            if next.is_null() {
-                break;
-            }
-            if !self.is_block_start(next as usize) || n >= self.reserved {
-                corrupt("malloc", tail);
-            }
-            tail = next;
-            n += 1;
-        }
-        if !self.is_block_start(head as usize) {
+        if !self.is_block_start(head as usize) || n == 0 || n > self.capacity {
             corrupt("malloc", head);
         }
-        // SAFETY: as above.
-        unsafe { Block::set_next(tail, self.local_free, self.mask) };
+        if !self.local_free.is_null() {
+            let mut seen = 1u32;
+            let mut tail = head;
+            loop {
+                // SAFETY: tail is a block of this slab on its remote list, now ours.
+                let next = unsafe { Block::next(tail, self.mask) };
+                if next.is_null() {
+                    break;
+                }
+                if !self.is_block_start(next as usize) || seen >= n {
+                    corrupt("malloc", tail);
+                }
+                tail = next;
+                seen += 1;
+            }
+            // SAFETY: as above.
+            unsafe { Block::set_next(tail, self.local_free, self.mask) };
+        }
         self.local_free = head;
         self.add_used(-(n as i32));
         n
@@ -771,12 +814,15 @@ mod tests {
             let mut s = Span::empty();
             s.init_slab(ptr::null_mut(), SizeClass::new(c), region, pages);
             let mut live: Vec<usize> = Vec::new();
+            // blocks pushed onto the remote list and not taken yet
+            let mut remote: Vec<usize> = Vec::new();
             let mut st = 0x1234_5678_9abc_def1u64 ^ bs as u64;
-            for step in 0..5000 {
+            for step in 0..8000 {
                 st ^= st << 13;
                 st ^= st >> 7;
                 st ^= st << 17;
-                if st % 5 < 3 {
+                let action = st % 8;
+                if action < 4 {
                     // SAFETY: single-threaded owner of the span.
                     let b = unsafe {
                         let mut b = Span::pop(&mut s);
@@ -789,19 +835,20 @@ mod tests {
                         b
                     };
                     if b.is_null() {
-                        assert_eq!(live.len(), s.reserved as usize);
+                        assert_eq!(live.len() + remote.len(), s.reserved as usize);
                         continue;
                     }
                     let a = b as usize;
                     assert!(s.is_block_start(a));
                     assert!(!live.contains(&a), "block handed out twice");
+                    assert!(!remote.contains(&a), "block on the remote list handed out");
                     // SAFETY: single-threaded owner; a was just handed out.
                     assert!(!unsafe { s.holds_free(a as *const u8) });
                     // SAFETY: the block is ours, bs bytes.
                     unsafe { ptr::write_bytes(b as *mut u8, (step % 255) as u8 + 1, bs) };
                     live.push(a);
-                } else if !live.is_empty() {
-                    let a = live.swap_remove((st as usize / 5) % live.len());
+                } else if action < 6 && !live.is_empty() {
+                    let a = live.swap_remove((st as usize / 8) % live.len());
                     // SAFETY: the block is live and ours: its contents must be intact.
                     let (first, last) =
                         unsafe { (*(a as *const u8).add(8), *(a as *const u8).add(bs - 1)) };
@@ -811,17 +858,58 @@ mod tests {
                         Block::set_mark(a as *mut Block, MARK);
                         Span::push_local(&mut s, a as *mut Block)
                     };
-                    assert_eq!(used as usize, live.len());
+                    assert_eq!(used as usize, live.len() + remote.len());
                     assert!(s.is_local_head(a as *mut Block));
                     // SAFETY: as above.
                     assert!(unsafe { s.holds_free(a as *const u8) });
+                } else if action == 6 && !live.is_empty() {
+                    // another thread frees a chain of up to three blocks: one push
+                    let n = 1 + (st as usize / 8) % live.len().min(3);
+                    let chain: Vec<usize> = (0..n).map(|_| live.pop().unwrap()).collect();
+                    // SAFETY: the chain's blocks are live blocks of the span, linked here
+                    // with its mask; the push publishes them.
+                    let was_empty = unsafe {
+                        for w in chain.windows(2) {
+                            Block::set_mark(w[0] as *mut Block, MARK);
+                            Block::set_next(w[0] as *mut Block, w[1] as *mut Block, s.mask);
+                        }
+                        Block::set_mark(chain[n - 1] as *mut Block, MARK);
+                        Span::push_remote(
+                            &mut s,
+                            chain[0] as *mut Block,
+                            chain[n - 1] as *mut Block,
+                            n as u32,
+                        )
+                    };
+                    assert_eq!(was_empty, remote.is_empty());
+                    remote.extend(chain);
+                } else if action == 7 {
+                    // the owner takes the remote list: the count the pushes kept
+                    // SAFETY: single-threaded owner.
+                    let n = unsafe { s.take_remote() };
+                    assert_eq!(n as usize, remote.len());
+                    for &a in &remote {
+                        // SAFETY: as above.
+                        assert!(unsafe { s.holds_free(a as *const u8) });
+                    }
+                    remote.clear();
                 }
                 // SAFETY: single-threaded owner.
                 unsafe { s.check_invariants(MARK) };
-                assert_eq!(s.used() as usize, live.len());
+                assert_eq!(s.used() as usize, live.len() + remote.len());
             }
             os::unmap(region, pages * PAGE);
         }
+    }
+
+    #[test]
+    fn remote_word_keeps_head_and_count() {
+        let head = 0x7fff_ffff_fff0usize as *mut Block;
+        let w = RemoteWord::new(head, 2047);
+        assert_eq!(w.head(), head);
+        assert_eq!(w.count(), 2047);
+        assert!(RemoteWord(0).head().is_null());
+        assert_eq!(RemoteWord(0).count(), 0);
     }
 
     #[test]
