@@ -2,9 +2,10 @@
 //! `operator new`/`delete` family, the `xa_*` API), linked as a C shared library.
 //!
 //! The crate is `#![no_std]`, and so is this library: it needs libc alone. A Rust standard
-//! library would bring its panic and backtrace machinery (about 280 KiB of code, never run:
+//! library would bring its panic and backtrace machinery (about 300 KiB of code, never run:
 //! the allocator does not panic), `libgcc_s` and `libm`, all of them mapped into every program
-//! the library is preloaded into: about 0.4 MiB of resident memory a process.
+//! the library is preloaded into: in a program that calls `malloc` once, those three mappings
+//! held 756–816 KiB resident with the standard library and hold 188 KiB without.
 
 // (`cargo clippy --all-targets` builds a test harness of it, with std: no handler there.)
 #![cfg_attr(not(test), no_std)]

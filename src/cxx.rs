@@ -194,9 +194,9 @@ const NAMES: [&CStr; N_RUNTIME] = [
 /// Their addresses once all were found (0 until then).
 static RUNTIME: [AtomicUsize; N_RUNTIME] = [const { AtomicUsize::new(0) }; N_RUNTIME];
 
-/// The C++ runtime's addresses; a lookup (`dlsym`, with no lock of ours held: this runs only
-/// when `new` is out of memory) until every one was found. Racing lookups store the same
-/// values.
+/// The C++ runtime's addresses and its unwinder's; a lookup (`dlsym`, with no lock of ours
+/// held: this runs only when `new` is out of memory) until every one was found. Racing
+/// lookups store the same values.
 fn runtime() -> [usize; N_RUNTIME] {
     let mut rt = [0; N_RUNTIME];
     for (r, a) in rt.iter_mut().zip(RUNTIME.iter()) {

@@ -12,7 +12,8 @@
 //! turned one away cost larson 8% more instructions under callgrind, its blocks being
 //! scattered over many slabs; producer-consumer pairs gained nothing measurable over the
 //! per-slab pushes.) The owner takes its stack of slabs with one swap in its slow path, and
-//! each slab's remote list with another, splicing it onto the slab's local list: no
+//! each slab's remote list, with its count, with another: the list becomes the slab's local
+//! list, or is spliced in front of it when that is not empty ([`Span::take_remote`]). No
 //! per-block sorting.
 //!
 //! Every stored link is encoded and checked when followed, every freed block marked, and every

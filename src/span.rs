@@ -616,7 +616,8 @@ impl Span {
         if head.is_null() {
             return 0;
         }
-        if !self.is_block_start(head as usize) || n == 0 || n > self.capacity {
+        // The blocks were counted in `used` when handed out and stay there until taken.
+        if !self.is_block_start(head as usize) || n == 0 || n > self.used() {
             corrupt("malloc", head);
         }
         if !self.local_free.is_null() {
@@ -816,6 +817,8 @@ mod tests {
             let mut live: Vec<usize> = Vec::new();
             // blocks pushed onto the remote list and not taken yet
             let mut remote: Vec<usize> = Vec::new();
+            // takes of a non-empty list onto an empty / a non-empty local list
+            let mut takes = [0usize; 2];
             let mut st = 0x1234_5678_9abc_def1u64 ^ bs as u64;
             for step in 0..8000 {
                 st ^= st << 13;
@@ -885,6 +888,9 @@ mod tests {
                     remote.extend(chain);
                 } else if action == 7 {
                     // the owner takes the remote list: the count the pushes kept
+                    if !remote.is_empty() {
+                        takes[!s.local_free.is_null() as usize] += 1;
+                    }
                     // SAFETY: single-threaded owner.
                     let n = unsafe { s.take_remote() };
                     assert_eq!(n as usize, remote.len());
@@ -898,6 +904,8 @@ mod tests {
                 unsafe { s.check_invariants(MARK) };
                 assert_eq!(s.used() as usize, live.len() + remote.len());
             }
+            // both ways of taking the list ran: as the local list, and spliced in front of it
+            assert!(takes[0] > 0 && takes[1] > 0, "class {c}: takes {takes:?}");
             os::unmap(region, pages * PAGE);
         }
     }
