@@ -121,6 +121,90 @@ pub fn decommit(p: *mut u8, len: usize) -> bool {
     unsafe { libc::madvise(p as *mut libc::c_void, len, libc::MADV_DONTNEED) == 0 }
 }
 
+/// Pages asked about per `mincore` call in [`zero_pages`] (its answer vector is on the stack).
+const RESIDENCY_CHUNK: usize = 256;
+
+/// Make the `len` bytes at `p` (page aligned) read as zero without making pages resident that
+/// are not: `mincore` tells which pages are in memory; those are cleared with stores (they are
+/// resident already, so this costs no memory), the others are dropped with `MADV_DONTNEED`,
+/// after which they read as zero and take memory only when the program touches them (a page
+/// that is not resident may still hold data in swap, so it is dropped rather than skipped).
+/// If a call fails, the rest of the range is cleared with stores. `calloc` of a large reused
+/// run uses this: stores over the whole run would make every page of it resident, although a
+/// program often writes only some of them (glibc and jemalloc likewise skip clearing memory
+/// they know to be fresh from the kernel).
+///
+/// # Safety
+/// The caller owns the whole pages that cover `[p, p + len)` and nobody else uses them.
+pub unsafe fn zero_pages(p: *mut u8, len: usize) {
+    let _e = ErrnoGuard::new();
+    let pages = len.div_ceil(PAGE);
+    let mut vec = [0u8; RESIDENCY_CHUNK];
+    let mut done = 0; // pages handled
+    while done < pages {
+        let n = (pages - done).min(RESIDENCY_CHUNK);
+        let at = p.wrapping_add(done << PAGE_SHIFT);
+        // SAFETY: [at, at + n pages) is mapped (ours); vec has room for n answers.
+        if unsafe { libc::mincore(at as *mut libc::c_void, n << PAGE_SHIFT, vec.as_mut_ptr()) } != 0
+        {
+            break;
+        }
+        let mut i = 0;
+        while i < n {
+            let resident = vec[i] & 1 != 0;
+            let mut j = i + 1;
+            while j < n && (vec[j] & 1 != 0) == resident {
+                j += 1;
+            }
+            let from = (done + i) << PAGE_SHIFT;
+            let to = ((done + j) << PAGE_SHIFT).min(len);
+            // SAFETY: whole pages of the caller's range; DONTNEED on private anonymous memory
+            // only drops contents.
+            let dropped = !resident
+                && unsafe {
+                    libc::madvise(
+                        p.add(from) as *mut libc::c_void,
+                        (j - i) << PAGE_SHIFT,
+                        libc::MADV_DONTNEED,
+                    )
+                } == 0;
+            if !dropped {
+                // SAFETY: [from, to) lies in the caller's range, whole pages from `from`.
+                unsafe { clear_nonzero_pages(p.add(from), to - from) };
+            }
+            i = j;
+        }
+        done += n;
+    }
+    if done < pages {
+        let from = done << PAGE_SHIFT;
+        // SAFETY: the rest of the caller's range.
+        unsafe { ptr::write_bytes(p.add(from), 0, len - from) };
+    }
+}
+
+/// Clear the `len` bytes at `p` (page aligned) a page at a time, skipping pages that already
+/// read as zero: a page the program only read is mapped to the kernel's shared zero page, which
+/// `mincore` reports resident, and a store would give it a page of its own.
+///
+/// # Safety
+/// The caller owns `[p, p + len)`.
+unsafe fn clear_nonzero_pages(p: *mut u8, len: usize) {
+    let mut off = 0;
+    while off < len {
+        let n = (len - off).min(PAGE);
+        // SAFETY: [p + off, p + off + n) is the caller's; p + off is page (so 8-byte) aligned
+        // and only whole words are read.
+        unsafe {
+            let words = core::slice::from_raw_parts(p.add(off) as *const u64, n / 8);
+            if words.iter().any(|&w| w != 0) || n % 8 != 0 {
+                ptr::write_bytes(p.add(off), 0, n);
+            }
+        }
+        off += n;
+    }
+}
+
 /// Ask the kernel to back the page-aligned range with transparent huge pages where it can
 /// (`MADV_HUGEPAGE`; effective when `/sys/kernel/mm/transparent_hugepage/enabled` is `always`
 /// or `madvise`). Returns whether the kernel accepted the advice.
@@ -647,6 +731,50 @@ pub fn code_range_of(inside: usize) -> Option<(usize, usize, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Resident pages of `[p, p + pages)`, by `mincore`.
+    fn resident(p: *mut u8, pages: usize) -> usize {
+        let mut v = vec![0u8; pages];
+        // SAFETY: the range is mapped; v has an entry per page.
+        assert_eq!(
+            unsafe { libc::mincore(p as *mut libc::c_void, pages * PAGE, v.as_mut_ptr()) },
+            0
+        );
+        v.iter().filter(|&&b| b & 1 != 0).count()
+    }
+
+    #[test]
+    fn zero_pages_clears_without_faulting_pages_in() {
+        // 600 pages: more than one mincore chunk. Pages written (every 7th), read (every
+        // 5th: mapped to the zero page) and never touched; the length ends mid-page.
+        let pages = 600;
+        let p = map(pages * PAGE);
+        assert!(!p.is_null());
+        for i in 0..pages {
+            // SAFETY: inside the mapping.
+            unsafe {
+                if i % 7 == 0 {
+                    ptr::write_bytes(p.add(i * PAGE), 0xA5, PAGE);
+                } else if i % 5 == 0 {
+                    assert_eq!(ptr::read_volatile(p.add(i * PAGE + 8)), 0);
+                }
+            }
+        }
+        let written = pages.div_ceil(7);
+        let read = (0..pages).filter(|i| i % 7 != 0 && i % 5 == 0).count();
+        let len = pages * PAGE - 100;
+        // SAFETY: the mapping is ours.
+        unsafe { zero_pages(p, len) };
+        // Only the written pages and the read ones (mapped to the shared zero page, which
+        // mincore counts) are resident now; checked before the contents are read. That the
+        // read pages got no page of their own shows in c-tests/calloc_sparse.c's RSS figure.
+        let now = resident(p, pages);
+        assert!(now <= written + read, "{now} > {written} + {read}");
+        // SAFETY: the mapping is ours and at least len bytes long.
+        let bytes = unsafe { core::slice::from_raw_parts(p, len) };
+        assert!(bytes.iter().all(|&b| b == 0));
+        unmap(p, pages * PAGE);
+    }
 
     #[test]
     fn thread_pointer_is_glibc_thread_self() {

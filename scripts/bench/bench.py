@@ -96,6 +96,8 @@ def benchmarks(threads, scale, quick):
     prog("falseshare-scratch", "falseshare", "-m", "scratch", "-t", t, desc="objects from one thread written by others")
     prog("falseshare-thrash", "falseshare", "-m", "thrash", "-t", t, desc="each thread writes its own small objects")
     prog("thread-churn", "threads", "-t", t, desc="threads created and joined in a loop, each allocating")
+    prog("migrate", "migrate", "-t", t, desc="rounds of threads whose calloc'd blocks (16 B-2 MiB) pass to "
+         "other and later threads through a shared exchange")
     prog("large-touched", "large", "-m", "touched", desc="64 KiB-16 MiB blocks, every page written")
     prog("large-untouched", "large", "-m", "untouched", desc="64 KiB-16 MiB blocks, first and last byte written")
     prog("frag", "frag", "-m", "frag", desc="mixed sizes, free 90%, new size mix; resident memory")
@@ -505,7 +507,7 @@ def write_svg(path, med, benches, allocs, title):
 
 
 THREADED = ["larson", "prodcons-single", "prodcons-batch", "falseshare-scratch", "falseshare-thrash",
-            "thread-churn"]
+            "thread-churn", "migrate"]
 
 
 def run_scaling(args, allocs, counts, scale, bindir, measure, work, out):
