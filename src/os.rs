@@ -736,10 +736,8 @@ mod tests {
     fn resident(p: *mut u8, pages: usize) -> usize {
         let mut v = vec![0u8; pages];
         // SAFETY: the range is mapped; v has an entry per page.
-        assert_eq!(
-            unsafe { libc::mincore(p as *mut libc::c_void, pages * PAGE, v.as_mut_ptr()) },
-            0
-        );
+        let rc = unsafe { libc::mincore(p as *mut libc::c_void, pages * PAGE, v.as_mut_ptr()) };
+        assert_eq!(rc, 0);
         v.iter().filter(|&&b| b & 1 != 0).count()
     }
 
