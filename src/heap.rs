@@ -13,8 +13,9 @@
 //! scattered over many slabs; producer-consumer pairs gained nothing measurable over the
 //! per-slab pushes.) The owner takes its stack of slabs with one swap in its slow path, and
 //! each slab's remote list, with its count, with another: the list becomes the slab's local
-//! list, or is spliced in front of it when that is not empty ([`Span::take_remote`]). No
-//! per-block sorting.
+//! list, or is spliced in front of it when that is not empty, with no walk: the slab keeps the
+//! list's last block ([`Span::take_remote`]). No remote block is touched before it is handed
+//! out again, and no per-block sorting.
 //!
 //! Every stored link is encoded and checked when followed, every freed block marked, and every
 //! free of a marked block reported as a double free (see [`crate::secret`]).

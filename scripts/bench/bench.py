@@ -91,6 +91,10 @@ def benchmarks(threads, scale, quick):
     prog("order-random", "order", "-m", "random", desc="allocate 100k blocks, free in random order")
     prog("realloc-grow", "realloc", "-m", "grow", desc="strings grown by appends, vectors by doubling")
     prog("larson", "larson", "-t", t, desc=f"{t} threads replacing blocks in a shared array (remote frees)")
+    prog("handoff", "handoff", "-t", t, desc=f"{t} threads in a ring: batches of 512 blocks of 1-1000 B, half freed "
+         "in reverse order, half by the next thread")
+    prog("invsq", "invsq", "-t", t, desc=f"{t} threads, each replacing blocks of its own 1000 at random, sizes "
+         "8 B-32 KiB with density 1/size^2")
     prog("prodcons-single", "prodcons", "-m", "single", "-t", t, desc="producer/consumer pairs, one block per message")
     prog("prodcons-batch", "prodcons", "-m", "batch", "-t", t, desc="producer/consumer pairs, 64 blocks per message")
     prog("falseshare-scratch", "falseshare", "-m", "scratch", "-t", t, desc="objects from one thread written by others")
@@ -506,7 +510,7 @@ def write_svg(path, med, benches, allocs, title):
         f.write("\n".join(S) + "\n")
 
 
-THREADED = ["larson", "prodcons-single", "prodcons-batch", "falseshare-scratch", "falseshare-thrash",
+THREADED = ["larson", "handoff", "invsq", "prodcons-single", "prodcons-batch", "falseshare-scratch", "falseshare-thrash",
             "thread-churn", "migrate"]
 
 
