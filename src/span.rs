@@ -157,7 +157,8 @@ pub struct Links {
 ///   the list becomes the whole `local_free` list, as it pops them), marked, links encoded with
 ///   `mask`, and its word counts them (see [`RemoteWord`]); from the push that makes it
 ///   non-empty until the owner takes it, the span is on exactly one heap's stack of slabs with
-///   remote frees (`remote_next`), pushed there by that push (see `heap`);
+///   remote frees (`remote_next`), pushed there by that push (see `heap`), and `remote_tail`
+///   is the list's last block (the last block of that push's chain, its link null);
 /// - every block on `free`/`local_free` lies in `start..start + capacity * block_size` at a
 ///   multiple of `block_size`, and appears once; its link is encoded with `mask`; every block
 ///   on `local_free` carries the process's mark (it was freed), as does every block on `free`
@@ -831,6 +832,9 @@ mod tests {
             let mut remote: Vec<usize> = Vec::new();
             // takes of a non-empty list onto an empty / a non-empty local list
             let mut takes = [0usize; 2];
+            // the model of `remote_tail`: the last block of the chain that made the list
+            // non-empty
+            let mut bottom = 0usize;
             let mut st = 0x1234_5678_9abc_def1u64 ^ bs as u64;
             for step in 0..8000 {
                 st ^= st << 13;
@@ -897,6 +901,10 @@ mod tests {
                         )
                     };
                     assert_eq!(was_empty, remote.is_empty());
+                    if was_empty {
+                        bottom = chain[n - 1];
+                    }
+                    assert_eq!(s.remote_tail.load(Ordering::Relaxed) as usize, bottom);
                     remote.extend(chain);
                 } else if action == 7 {
                     // the owner takes the remote list: the count the pushes kept
