@@ -442,9 +442,10 @@ pub fn calloc(total: usize) -> *mut u8 {
         malloc_big(total, PAGE)
     };
     if !p.is_null() && !zeroed {
-        if total >= ZERO_BY_RESIDENCY && p as usize % PAGE == 0 {
-            // SAFETY: a medium block: p starts a run of whole pages of the caller's covering
-            // `total` bytes.
+        if total >= ZERO_BY_RESIDENCY {
+            // Above SLAB_LIMIT, a block not known zero is a medium block: a run of whole pages.
+            xa_assert!(p as usize % PAGE == 0);
+            // SAFETY: p starts a run of whole pages of the caller's covering `total` bytes.
             unsafe { os::zero_pages(p, total) };
         } else {
             // SAFETY: p holds at least `total` bytes.
@@ -459,8 +460,9 @@ pub fn calloc(total: usize) -> *mut u8 {
 /// a large zeroed block then keeps only those resident. Below it, `mincore` would cost more
 /// than the stores it saves. (A program that cycles large `calloc` blocks it writes only in
 /// part kept every page of them resident: `scripts/bench/progs/migrate.c` peaked at 25-31 MiB
-/// before this, 21-24 MiB after, 5 runs each.)
+/// before this, 20-24 MiB after, 5 runs each.)
 const ZERO_BY_RESIDENCY: usize = 64 * 1024;
+const _: () = assert!(ZERO_BY_RESIDENCY > SLAB_LIMIT);
 
 /// `aligned_alloc` core: `align` is a power of two.
 pub fn aligned(align: usize, size: usize) -> *mut u8 {

@@ -44,6 +44,7 @@
 //! (32 KiB; 0 while the heap profiler is on, and for a thread's first request):
 //! `size_class::class_of` → `thread::alloc_small_in` → `heap::Heap::alloc_fast` (hot list, else
 //! `span::Span::pop` / `pop_local` on the current slab); on a miss `thread::alloc_small_slow` →
+//! `heap::Heap::collect_remote` (`span::Span::take_remote`, other threads' frees) →
 //! `heap::Heap::alloc_from_queues` / `registry::adopt_into` / `heap::Heap::alloc_from_new_slab`
 //! → `slab::create` → `run_cache::RunCache::take` (the heap's cached runs), else
 //! `run_cache::RunCache::fetch` → `pages::alloc_runs` (`arena::Arena::alloc_run` →
@@ -51,6 +52,7 @@
 //! first request of a thread, the profiler's countdown and samples (`alloc::profiled` →
 //! `profile::record`, a sampled block being a medium block of its own), `medium::alloc` →
 //! `run_cache::RunCache::take`, else `pages::alloc_run`, or `huge::alloc` → `os::map`.
+//! `alloc::calloc` clears a reused medium run of 64 KiB or more with `os::zero_pages`.
 //!
 //! `free(p)`: `ffi` → `alloc::free` → `pagemap::lookup` (outside every arena: `huge::free`,
 //! else "invalid pointer"; inside, a page no live run covers maps to an unused span) →

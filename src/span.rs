@@ -153,9 +153,9 @@ pub struct Links {
 ///   this span's two lists: blocks the program holds, blocks other threads freed onto its
 ///   `remote` list that the owner has not taken yet, and blocks cached in some thread's hot
 ///   list;
-/// - `remote` holds blocks of this slab only (each link checked as the owner takes them or, when
-///   the list becomes the whole `local_free` list, as it pops them), marked, links encoded with
-///   `mask`, and its word counts them (see [`RemoteWord`]); from the push that makes it
+/// - `remote` holds blocks of this slab only (each link checked as the owner pops them, once
+///   the list is part of `local_free`), marked, links encoded with `mask`, and its word counts
+///   them (see [`RemoteWord`]); from the push that makes it
 ///   non-empty until the owner takes it, the span is on exactly one heap's stack of slabs with
 ///   remote frees (`remote_next`), pushed there by that push (see `heap`), and `remote_tail`
 ///   is the list's last block (the last block of that push's chain, its link null);
@@ -211,8 +211,8 @@ pub struct Span {
     /// Links of the heap list the span is on.
     links: Links,
     /// Blocks other threads freed (a stack: pushed by CAS, taken whole by the owner's swap),
-    /// with their number: a [`RemoteWord`]. On the second cache line, with `remote_next` and `remote_tail`: remote
-    /// frees do not disturb the fields of the owner's fast paths.
+    /// with their number: a [`RemoteWord`]. On the second cache line, with `remote_next` and
+    /// `remote_tail`: remote frees do not disturb the fields of the owner's fast paths.
     remote: AtomicUsize,
     /// Next slab on the heap stack of slabs with remote frees this span is on.
     remote_next: AtomicPtr<Span>,
@@ -620,8 +620,9 @@ impl Span {
     /// (`remote_tail`), and only that block is written, to link the old local list after it.
     /// The remote blocks were last written by the threads that freed them, so following their
     /// links would have pulled each into this thread's cache, one miss per block: taking the
-    /// lists that way was 23% of the run time of `handoff` and 16% of `prodcons -m batch`
-    /// under `perf`. The links are checked as the blocks are popped, like every local list's.
+    /// lists that way took 20-23% of the `perf` samples of `handoff` and 14-16% of those of
+    /// `prodcons -m batch`. The links are checked as the blocks are popped, like every local
+    /// list's; the tail's link, which is written here, is checked to end the list.
     ///
     /// # Safety
     /// The caller owns the span, and took it off a heap's stack of slabs with remote frees.

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -152,6 +153,15 @@ static inline void *xmalloc(size_t n)
     if (!p)
         oom(n);
     return p;
+}
+
+/* pthread_create that exits on failure. */
+static inline void xthread(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+    if (pthread_create(t, NULL, fn, arg)) {
+        fprintf(stderr, "pthread_create failed\n");
+        exit(1);
+    }
 }
 
 /* ------------------------------------------------------------------ */

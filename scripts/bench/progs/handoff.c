@@ -17,7 +17,6 @@
  *
  * ops = allocations, all threads.
  */
-#include <pthread.h>
 #include <sched.h>
 #include "bench.h"
 
@@ -136,10 +135,7 @@ int main(int argc, char **argv)
 
     double t0 = now_sec();
     for (int t = 0; t < nthreads; t++)
-        if (pthread_create(&tid[t], NULL, worker, (void *)(uintptr_t)t)) {
-            fprintf(stderr, "pthread_create failed\n");
-            return 1;
-        }
+        xthread(&tid[t], worker, (void *)(uintptr_t)t);
     for (int t = 0; t < nthreads; t++)
         pthread_join(tid[t], NULL);
     for (int t = 0; t < nthreads; t++)

@@ -14,7 +14,6 @@
  *
  * ops = allocations in the timed section, all threads.
  */
-#include <pthread.h>
 #include "bench.h"
 
 #define SLOTS 1000
@@ -73,10 +72,7 @@ int main(int argc, char **argv)
 
     double t0 = now_sec();
     for (int t = 0; t < nt; t++)
-        if (pthread_create(&tid[t], NULL, worker, (void *)(uintptr_t)(t + 1))) {
-            fprintf(stderr, "pthread_create failed\n");
-            return 1;
-        }
+        xthread(&tid[t], worker, (void *)(uintptr_t)(t + 1));
     for (int t = 0; t < nt; t++)
         pthread_join(tid[t], NULL);
     double secs = now_sec() - t0;

@@ -24,7 +24,6 @@
  *
  * ops = allocations by all threads.
  */
-#include <pthread.h>
 #include <stdatomic.h>
 #include "bench.h"
 
@@ -117,10 +116,7 @@ int main(int argc, char **argv)
             jobs[t].seed = (seed += 1000003);
             jobs[t].steps = STEPS * (uint64_t)(t % 4 + 1);
             ops += jobs[t].steps;
-            if (pthread_create(&tid[t], NULL, worker, &jobs[t])) {
-                fprintf(stderr, "pthread_create failed\n");
-                return 1;
-            }
+            xthread(&tid[t], worker, &jobs[t]);
         }
         for (int t = 0; t < nt; t++)
             pthread_join(tid[t], NULL);
