@@ -213,6 +213,20 @@ impl Arena {
         Some((idx, self.take_dirty(idx, n)))
     }
 
+    /// Where a run of `n` pages would go by best fit: its first page and the length of the
+    /// free stretch it would start (see `buddy::Buddy::best_fit`). The first page is a
+    /// multiple of a granule.
+    pub fn best_fit(&self, n: usize) -> Option<(usize, usize)> {
+        self.buddy.best_fit(n)
+    }
+
+    /// Take the run of `n` free pages at `idx` (a place [`Arena::best_fit`] found). Returns
+    /// whether any of it may be dirty.
+    pub fn alloc_run_at(&mut self, idx: usize, n: usize) -> bool {
+        self.buddy.take_range(idx, n);
+        self.take_dirty(idx, n)
+    }
+
     /// Pages `idx..idx+n` leave the free pool: clear their dirty (and old and due) bits.
     /// Returns whether any was dirty.
     fn take_dirty(&mut self, idx: usize, n: usize) -> bool {

@@ -31,7 +31,6 @@ impl<const W: usize> Bits<W> {
     }
 
     /// The number of set bits in `idx..idx+n`.
-    #[cfg(test)]
     pub fn count(&self, idx: usize, n: usize) -> usize {
         let mut was = 0;
         Self::for_masks(idx, n, |w, mask| {

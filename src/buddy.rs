@@ -7,6 +7,12 @@
 //! has its buddy at `8 ^ 4 = 12` (pages 12..16), and together they form the order-3 block at
 //! `8 & !4 = 8`. A run of `n` pages takes a block of order `ceil(log2 n)` and gives the unused
 //! tail back as smaller blocks, so a run wastes less than one page.
+//!
+//! Large runs are placed by best fit instead ([`Buddy::best_fit`]), over a bitmap of the
+//! wholly free *granules* (16 aligned pages) that the free lists keep up to date; such a run
+//! is taken out of the free blocks with [`Buddy::take_range`] and freed like any other.
+
+use crate::bitmap::Bits;
 
 /// Number of block orders: 0 (one page) to 14 (every page of the range).
 pub const ORDERS: usize = 15;
@@ -14,6 +20,13 @@ pub const ORDERS: usize = 15;
 pub const PAGES: usize = 1 << (ORDERS - 1);
 
 const NIL: u32 = u32::MAX;
+
+/// log2 of the pages in a *granule*, the unit of the free-granule index (16 pages, 64 KiB).
+pub const GRANULE_ORDER: usize = 4;
+/// Pages in a granule.
+pub const GRANULE: usize = 1 << GRANULE_ORDER;
+/// Words of the free-granule index.
+const GRANULE_WORDS: usize = PAGES / GRANULE / 64;
 
 /// log2 of a block's page count.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -63,7 +76,11 @@ struct Link {
 ///   `free_head[o]`'s list exactly once, whose `prev` links mirror its `next` links;
 /// - free blocks never overlap, and no two free buddies of the same order exist (they merge);
 /// - bit `o` of `nonempty` is set iff `free_head[o] != NIL`;
-/// - `free_pages` is the sum of the free blocks' sizes.
+/// - `free_pages` is the sum of the free blocks' sizes;
+/// - bit `g` of `free_granules` is set iff granule `g` lies inside a free block. (A wholly
+///   free granule always does: its free pages would otherwise be split into aligned blocks
+///   of lower orders, and two such blocks covering one aligned range are buddies, which
+///   merge.)
 ///
 /// All zeros is "not initialised": [`Buddy::init`] makes it valid.
 #[repr(C)]
@@ -80,6 +97,8 @@ pub struct Buddy {
     order: [u8; PAGES],
     /// Free-list links, valid for free block heads.
     link: [Link; PAGES],
+    /// Bit `g` set iff granule `g` (pages `g * GRANULE..(g + 1) * GRANULE`) is wholly free.
+    free_granules: Bits<GRANULE_WORDS>,
 }
 
 impl Buddy {
@@ -118,6 +137,10 @@ impl Buddy {
         self.nonempty |= 1 << o;
         self.order[idx] = o as u8 + 1;
         self.free_pages += 1 << o;
+        if o >= GRANULE_ORDER {
+            self.free_granules
+                .set(idx >> GRANULE_ORDER, 1 << (o - GRANULE_ORDER));
+        }
     }
 
     /// Unlink free block `idx` of order `o`.
@@ -136,6 +159,10 @@ impl Buddy {
         }
         self.order[idx] = 0;
         self.free_pages -= 1 << o;
+        if o >= GRANULE_ORDER {
+            self.free_granules
+                .clear(idx >> GRANULE_ORDER, 1 << (o - GRANULE_ORDER));
+        }
     }
 
     /// Free the block at `idx` of order `o`, merging with free buddies.
@@ -204,6 +231,62 @@ impl Buddy {
             self.free_range(idx + n, block - n);
         }
         Some(idx)
+    }
+
+    /// Where a run of `n` pages fits best: of the maximal stretches of wholly free granules
+    /// that hold `n` pages, the shortest, and of those the lowest. Returns its first page and
+    /// its length in pages; the run goes at the stretch's start, next to pages in use.
+    ///
+    /// Best fit, lowest address first, keeps the pages in use packed and leaves the largest
+    /// free stretches whole (Johnstone and Wilson, "The memory fragmentation problem: solved?",
+    /// ISMM 1998, found best fit and address-ordered first fit to fragment least, and binary
+    /// buddies most). [`Buddy::take`] instead places a run in the block of the next power of
+    /// two, aligned to it: a 9 MiB run needs a free, 16 MiB-aligned 16 MiB, and its 7 MiB tail
+    /// becomes blocks that only smaller runs fit.
+    pub fn best_fit(&self, n: usize) -> Option<(usize, usize)> {
+        let need = n.div_ceil(GRANULE);
+        // A stretch of `need` granules holds an aligned block of at least half its power of
+        // two: with no free block that large, no stretch is long enough.
+        let at_least = GRANULE_ORDER + (need.ilog2() as usize).saturating_sub(1);
+        if at_least >= ORDERS || self.nonempty >> at_least == 0 {
+            return None;
+        }
+        let (mut best_at, mut best_len) = (0, usize::MAX);
+        let (mut run_at, mut run_len) = (0, 0);
+        for w in 0..GRANULE_WORDS {
+            let mut word = self.free_granules.word(w);
+            let mut bit = 0;
+            while bit < 64 {
+                // Free granules from `bit` on continue the current stretch.
+                let ones = word.trailing_ones() as usize;
+                if ones > 0 {
+                    if run_len == 0 {
+                        run_at = w * 64 + bit;
+                    }
+                    run_len += ones;
+                    bit += ones;
+                    if bit == 64 {
+                        break;
+                    }
+                    word >>= ones;
+                }
+                // A granule in use ends it.
+                if run_len >= need && run_len < best_len {
+                    (best_at, best_len) = (run_at, run_len);
+                    if run_len == need {
+                        return Some((best_at * GRANULE, best_len * GRANULE));
+                    }
+                }
+                run_len = 0;
+                let zeros = (word.trailing_zeros() as usize).min(64 - bit);
+                bit += zeros;
+                word = word.checked_shr(zeros as u32).unwrap_or(0);
+            }
+        }
+        if run_len >= need && run_len < best_len {
+            (best_at, best_len) = (run_at, run_len);
+        }
+        (best_len != usize::MAX).then(|| (best_at * GRANULE, best_len * GRANULE))
     }
 
     /// The free block holding page `p`, as (head, order), if `p` is free. The head of the block
@@ -275,7 +358,7 @@ impl Buddy {
     /// Verify the invariants documented on the type. Aborts on violation. Calls `free_page(p)`
     /// for every free page.
     pub fn check_invariants(&self, mut free_page: impl FnMut(usize)) {
-        let mut covered = crate::bitmap::Bits::<{ PAGES / 64 }>::new();
+        let mut covered = Bits::<{ PAGES / 64 }>::new();
         let mut free = 0u32;
         for o in 0..ORDERS {
             xa_check!(((self.nonempty >> o) & 1 == 1) == (self.free_head[o] != NIL));
@@ -303,6 +386,13 @@ impl Buddy {
             if ord != 0 {
                 xa_check!(covered.get(p));
             }
+        }
+        for g in 0..PAGES / GRANULE {
+            let whole = covered.count(g * GRANULE, GRANULE) == GRANULE;
+            let in_block = self
+                .block_holding(g * GRANULE)
+                .is_some_and(|(_, o)| o >= GRANULE_ORDER);
+            xa_check!(self.free_granules.get(g) == whole && whole == in_block);
         }
         xa_check!(free == self.free_pages);
     }
@@ -415,6 +505,52 @@ mod tests {
         assert_eq!(b.free_block_at(PAGES / 2), Some(Order::new(13)));
     }
 
+    /// The best fit by brute force over `free` (one flag per page): the shortest maximal
+    /// stretch of wholly free granules holding `n` pages, the lowest of equals.
+    fn model_best_fit(free: &[bool], n: usize) -> Option<(usize, usize)> {
+        let whole: Vec<bool> = free.chunks(GRANULE).map(|g| g.iter().all(|&f| f)).collect();
+        let mut best: Option<(usize, usize)> = None;
+        let mut g = 0;
+        while g < whole.len() {
+            if !whole[g] {
+                g += 1;
+                continue;
+            }
+            let start = g;
+            while g < whole.len() && whole[g] {
+                g += 1;
+            }
+            let len = (g - start) * GRANULE;
+            if len >= n && best.is_none_or(|(_, l)| len < l) {
+                best = Some((start * GRANULE, len));
+            }
+        }
+        best
+    }
+
+    #[test]
+    fn best_fit_takes_the_shortest_stretch_that_holds_the_run() {
+        let mut b = fresh(256);
+        // Leave free stretches of 3, 2 and 2 granules below 1024 and everything from 1024 on.
+        b.take_range(256, 1024 - 256);
+        for (at, len) in [(400, 48), (608, 32), (800, 32)] {
+            b.free_range(at, len);
+        }
+        b.check_invariants(|_| {});
+        assert_eq!(b.best_fit(1), Some((608, 32)));
+        assert_eq!(b.best_fit(32), Some((608, 32)));
+        assert_eq!(b.best_fit(33), Some((400, 48)));
+        assert_eq!(b.best_fit(49), Some((1024, PAGES - 1024)));
+        assert_eq!(b.best_fit(PAGES), None);
+        // A stretch across buddy blocks of different orders (1008..1024 and 1024..) counts as
+        // one, and a taken run splits it.
+        b.free_range(1008, 16);
+        assert_eq!(b.best_fit(PAGES - 1008), Some((1008, PAGES - 1008)));
+        b.take_range(1008, 100);
+        b.check_invariants(|_| {});
+        assert_eq!(b.best_fit(64), Some((1120, PAGES - 1120)));
+    }
+
     #[test]
     fn random_runs_against_a_model() {
         let mut b = fresh(256);
@@ -429,7 +565,16 @@ mod tests {
                     _ => 4 + (rng(&mut s) % 12) as usize,
                 };
                 let min_order = Order::new(2 + (rng(&mut s) % 3) as usize);
-                if let Some(idx) = b.take(n, min_order, |i| i % 3 == 0) {
+                let taken = if r % 4 == 0 {
+                    // By best fit, as large runs are placed.
+                    b.best_fit(n).map(|(idx, _)| {
+                        b.take_range(idx, n);
+                        idx
+                    })
+                } else {
+                    b.take(n, min_order, |i| i % 3 == 0)
+                };
+                if let Some(idx) = taken {
                     assert_eq!(idx % min_order.pages(), 0);
                     assert!(idx >= 256 && idx + n <= PAGES);
                     for &(j, m) in &live {
@@ -451,9 +596,19 @@ mod tests {
                 b.free_range(idx, n);
             }
             let mut free = 0;
-            b.check_invariants(|_| free += 1);
+            let mut free_map = vec![false; PAGES];
+            b.check_invariants(|p| {
+                free += 1;
+                free_map[p] = true;
+            });
             let used: usize = live.iter().map(|l| l.1).sum();
             assert_eq!(free, b.free_pages());
+            let want = 1 + (rng(&mut s) % 2048) as usize;
+            assert_eq!(
+                b.best_fit(want),
+                model_best_fit(&free_map, want),
+                "step {step}"
+            );
             assert_eq!(b.free_pages() + used, PAGES - 256);
         }
         for (idx, n) in live.drain(..) {

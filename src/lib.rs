@@ -19,7 +19,7 @@
 //! L7    | pages                   | the page allocator: runs of pages under PAGE_LOCK
 //! L6    | pagemap purge           | address -> span, "not ours"; the purge policy and its rounds
 //! L5    | arena span_list         | 64 MiB arenas and their header, the arena list; lists of spans
-//! L4    | span buddy profile      | the header of a run and a slab's block lists; buddy arithmetic; heap profiler samples
+//! L4    | span buddy profile      | the header of a run and a slab's block lists; buddy arithmetic and best fit for large runs; heap profiler samples
 //! L3    | size_class bitmap       | class tables; page bitmaps
 //! L2    | sync config secret counters textout fmath | the futex lock that names its holder; XALLOC_* options; free-list mask and mark; call counters; buffered file output; ln, exp_m1, round without libm
 //! L1    | debug                   | fatal errors, misuse reports, assertions, no allocation
@@ -48,7 +48,8 @@
 //! `heap::Heap::alloc_from_queues` / `registry::adopt_into` / `heap::Heap::alloc_from_new_slab`
 //! → `slab::create` → `run_cache::RunCache::take` (the heap's cached runs), else
 //! `run_cache::RunCache::fetch` → `pages::alloc_runs` (`arena::Arena::alloc_run` →
-//! `buddy::Buddy::take`), and `pagemap::map_run`. Past the limit, `alloc::malloc_cold`: the
+//! `buddy::Buddy::take`; runs of `pages::FIT_PAGES` or more: `arena::Arena::best_fit` →
+//! `buddy::Buddy::best_fit`, then `buddy::Buddy::take_range`), and `pagemap::map_run`. Past the limit, `alloc::malloc_cold`: the
 //! first request of a thread, the profiler's countdown and samples (`alloc::profiled` →
 //! `profile::record`, a sampled block being a medium block of its own), `medium::alloc` →
 //! `run_cache::RunCache::take`, else `pages::alloc_run`, or `huge::alloc` → `os::map`.

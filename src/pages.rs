@@ -7,7 +7,7 @@ use crate::arena::{
     self, ARENA_PAGES, Arena, IN_USE_PAGES, MAX_RUN_PAGES, META_PAGES, MIN_RUN_ORDER, PAGE_LOCK,
     PEAK_IN_USE_PAGES, PurgeBatch,
 };
-use crate::buddy::Order;
+use crate::buddy::{GRANULE_ORDER, Order};
 use crate::os::{PAGE, PAGE_SHIFT};
 use crate::pagemap;
 use crate::purge;
@@ -51,14 +51,35 @@ pub fn alloc_runs(n: usize, min_order: Order, out: &mut [Option<Run>]) -> usize 
     out.len()
 }
 
+/// Runs of at least this many pages (256 KiB) are placed by best fit
+/// (`buddy::Buddy::best_fit`) in the first arena that has room for them; smaller ones by the
+/// buddy's power-of-two blocks (`arena::Arena::alloc_run`), which is cheaper and prefers pages
+/// freed lately. Arenas are tried in list order for both, so the later ones stay empty and
+/// their pages age and are purged.
+///
+/// Measured with `large -m touched` (32 live blocks of 64 KiB-16 MiB): peak RSS 283 MiB with
+/// every run placed by the buddy (320 MiB of arenas for 176 MiB in use at peak), 222-223 MiB
+/// with best fit from 16, 64 or 256 pages on. The `-m untouched` variant, all bookkeeping and
+/// almost no page touched, takes 0.77 s with the buddy, 1.08 / 0.99 / 0.91 s with best fit
+/// from 16 / 64 / 256 pages. Comparing the best stretch of every arena instead of taking the
+/// first arena's cost more there (1.22-1.34 s) and left more resident (219 MiB against 181).
+pub const FIT_PAGES: usize = 64;
+
 /// [`alloc_run`] with [`PAGE_LOCK`] held.
 fn alloc_run_locked(n: usize, min_order: Order) -> Option<Run> {
+    // Best-fit stretches start on a granule, which meets any `min_order` up to its order.
+    let fit = n >= FIT_PAGES && min_order.get() <= GRANULE_ORDER;
+    let place = |a: &mut Arena| {
+        if fit {
+            a.best_fit(n).map(|(idx, _)| (idx, a.alloc_run_at(idx, n)))
+        } else {
+            a.alloc_run(n, min_order)
+        }
+    };
     let mut found = None;
     arena::for_each_arena(|a| {
         if found.is_none() {
-            found = a
-                .alloc_run(n, min_order)
-                .map(|(idx, dirty)| (a as *mut Arena, idx, dirty));
+            found = place(a).map(|(idx, dirty)| (a as *mut Arena, idx, dirty));
         }
     });
     if found.is_none() {
@@ -71,7 +92,7 @@ fn alloc_run_locked(n: usize, min_order: Order) -> Option<Run> {
         }
         pagemap::register(a);
         // SAFETY: a fresh arena; PAGE_LOCK is held.
-        found = unsafe { (*a).alloc_run(n, min_order) }.map(|(idx, dirty)| (a, idx, dirty));
+        found = place(unsafe { &mut *a }).map(|(idx, dirty)| (a, idx, dirty));
     }
     let (a, idx, dirty) = found?;
     note_in_use(n);
