@@ -60,9 +60,11 @@ pub fn alloc_runs(n: usize, min_order: Order, out: &mut [Option<Run>]) -> usize 
 /// Measured with `large -m touched` (32 live blocks of 64 KiB-16 MiB): peak RSS 283 MiB with
 /// every run placed by the buddy (320 MiB of arenas for 176 MiB in use at peak), 222-223 MiB
 /// with best fit from 16, 64 or 256 pages on. The `-m untouched` variant, all bookkeeping and
-/// almost no page touched, takes 0.77 s with the buddy, 1.08 / 0.99 / 0.91 s with best fit
-/// from 16 / 64 / 256 pages. Comparing the best stretch of every arena instead of taking the
-/// first arena's cost more there (1.22-1.34 s) and left more resident (219 MiB against 181).
+/// almost no page touched, is the cost: medians of 5 interleaved runs 0.65 s with the buddy,
+/// 0.84 s from 64 pages, 0.74 s from 256; but from 256 pages `migrate -t 4` (blocks to 2 MiB)
+/// peaked at 25.4 MiB against 22.4 from 64 and 21.8 with the buddy (7 runs). Comparing the
+/// best stretch of every arena instead of taking the first arena's cost more (1.22-1.34 s
+/// for the untouched variant) and left more resident (219 MiB against 181).
 pub const FIT_PAGES: usize = 64;
 
 /// [`alloc_run`] with [`PAGE_LOCK`] held.
