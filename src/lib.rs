@@ -61,7 +61,9 @@
 //! equal to `tls::heap()`: `heap::Heap::free_own` (hot list, else `span::Span::push_local`;
 //! an emptied slab → `slab::release` → `run_cache::RunCache::put`, which gives runs to
 //! `pages::free_runs` → `purge` in batches); otherwise `alloc::free_by_kind` → `medium::free`
-//! (a sampled block: `profile::forget` first) → `run_cache::RunCache::put`, or
+//! (a sampled block: `profile::forget` first; one run of 1 MiB or more in 128:
+//! `os::resident_pages`, and `pages::free_clean_run` if it was sparse and dropped) →
+//! `run_cache::RunCache::put`, or
 //! `thread::free_foreign` (own full slab: `heap::Heap::free_local`; another heap's:
 //! `heap::Heap::keep_foreign`, else `heap::remote_free` → `span::Span::push_remote`, and
 //! `heap::notify` when that finds the slab's remote list empty).

@@ -11,11 +11,12 @@
 
 use crate::arena::{MAX_RUN_PAGES, MIN_RUN_ORDER};
 use crate::buddy::Order;
-use crate::os::{PAGE, PAGE_SHIFT};
+use crate::os::{self, PAGE, PAGE_SHIFT};
 use crate::pagemap;
 use crate::pages;
 use crate::run_cache::RunCache;
 use crate::span::Span;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Largest request served as a medium block (32 MiB); larger ones are huge.
 pub const MEDIUM_LIMIT: usize = MAX_RUN_PAGES * PAGE;
@@ -39,8 +40,45 @@ pub fn alloc(size: usize, align: usize, cache: Option<&mut RunCache>) -> Option<
     Some((run.start, run.zeroed))
 }
 
+/// Medium runs of at least this many pages (1 MiB, more than a run cache keeps) are looked
+/// at when freed, one in [`SPARSE_EVERY`]: see [`drop_if_sparse`].
+pub const SPARSE_PAGES: usize = 256;
+/// One in this many frees of runs of [`SPARSE_PAGES`] or more is looked at. `large -m
+/// untouched`, medians of 5 interleaved runs (time, peak RSS): never 0.82 s, 181 MiB; one in
+/// 256: 0.96 s, 145 MiB; 128: 1.11 s, 84 MiB; 64: 1.21 s, 77 MiB; 32: 1.25 s, 73 MiB (glibc
+/// 0.85 s, 88 MiB; jemalloc 1.6 s, 75 MiB; mimalloc 0.65 s, 311 MiB). The time is the page
+/// faults of the pages the next blocks touch again.
+pub const SPARSE_EVERY: u32 = 128;
+/// Frees of runs of [`SPARSE_PAGES`] or more so far (wrapping), for the one-in-[`SPARSE_EVERY`]
+/// choice.
+static SPARSE_TICK: AtomicU32 = AtomicU32::new(0);
+
+/// Drop the pages of a freed run of `pages` pages at `start` if few of them are in memory
+/// (a quarter or fewer, by `mincore`). Returns whether it did (the run then reads as zero).
+///
+/// Why: a program that keeps large blocks it writes only in places (the ends, a header,
+/// a sparse table) leaves a few resident pages in each run it frees, and the next block
+/// placed there keeps them and adds its own. The free pool's purge rules never see them
+/// age, since a busy program reuses every free run within a purge epoch, so the resident set
+/// grows towards the whole footprint: `large -m untouched` (32 live blocks of 64 KiB-16 MiB,
+/// first and last byte written) reached a peak RSS of 181 MiB for 216 MiB at most in use.
+/// Dropping a mostly non-resident run costs a `mincore` and one `MADV_DONTNEED` that skips the
+/// absent pages; the next block placed there faults in only what it touches. A run that is
+/// mostly resident (a block the program wrote all over, which the next one is likely to reuse
+/// as much) is left alone, so programs that use their large blocks fully pay only the
+/// `mincore`, and only for one free in [`SPARSE_EVERY`].
+///
+/// # Safety
+/// The run is the caller's, unused, and no longer in the page map.
+unsafe fn drop_if_sparse(start: *mut u8, pages: usize) -> bool {
+    match os::resident_pages(start, pages) {
+        Some(r) if r <= pages / 4 => os::decommit(start, pages * PAGE),
+        _ => false,
+    }
+}
+
 /// Free the medium block of span `s`: into the calling thread's run cache `cache` if it has
-/// one, else to the page allocator.
+/// one, else to the page allocator (clean, if [`drop_if_sparse`] dropped its pages).
 ///
 /// # Safety
 /// `s` is the span of a live medium block that the caller gives up.
@@ -50,6 +88,14 @@ pub unsafe fn free(s: *mut Span, cache: Option<&mut RunCache>) {
     let (start, pages) = (span.start(), span.pages());
     span.retire();
     pagemap::unmap_run(start, 1);
+    if pages >= SPARSE_PAGES
+        && SPARSE_TICK.fetch_add(1, Ordering::Relaxed) % SPARSE_EVERY == 0
+        // SAFETY: the run is ours, unused and out of the page map.
+        && unsafe { drop_if_sparse(start, pages) }
+    {
+        // SAFETY: as below; its pages read as zero.
+        return unsafe { pages::free_clean_run(start, pages) };
+    }
     // SAFETY: the run is ours, its span retired, and no longer mapped in the page map.
     unsafe {
         match cache {
@@ -91,4 +137,33 @@ pub unsafe fn resize_in_place(s: &Span, size: usize) -> bool {
         return true;
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_sparse_runs_are_dropped() {
+        let pages = 300;
+        let p = os::map(pages * PAGE);
+        assert!(!p.is_null());
+        // SAFETY: inside the mapping, which this test owns.
+        unsafe { p.write_volatile(1) };
+        // SAFETY: as above; nothing else uses the range.
+        assert!(unsafe { drop_if_sparse(p, pages) });
+        assert_eq!(os::resident_pages(p, pages), Some(0));
+        // SAFETY: as above; the dropped page reads as zero.
+        assert_eq!(unsafe { p.read_volatile() }, 0);
+        for i in 0..pages / 2 {
+            // SAFETY: as above.
+            unsafe { p.add(i * PAGE).write_volatile(2) };
+        }
+        // SAFETY: as above.
+        assert!(!unsafe { drop_if_sparse(p, pages) });
+        assert_eq!(os::resident_pages(p, pages), Some(pages / 2));
+        // SAFETY: as above: a page the program wrote keeps its bytes.
+        assert_eq!(unsafe { p.add(PAGE).read_volatile() }, 2);
+        os::unmap(p, pages * PAGE);
+    }
 }

@@ -121,8 +121,30 @@ pub fn decommit(p: *mut u8, len: usize) -> bool {
     unsafe { libc::madvise(p as *mut libc::c_void, len, libc::MADV_DONTNEED) == 0 }
 }
 
-/// Pages asked about per `mincore` call in [`zero_pages`] (its answer vector is on the stack).
+/// Pages asked about per `mincore` call in [`zero_pages`] and [`resident_pages`] (the answer
+/// vector is on the stack).
 const RESIDENCY_CHUNK: usize = 256;
+
+/// How many of the `pages` pages at `p` (page aligned, mapped) are in memory, by `mincore`;
+/// `None` if a call fails.
+pub fn resident_pages(p: *mut u8, pages: usize) -> Option<usize> {
+    let _e = ErrnoGuard::new();
+    let mut vec = [0u8; RESIDENCY_CHUNK];
+    let (mut done, mut resident) = (0, 0);
+    while done < pages {
+        let n = (pages - done).min(RESIDENCY_CHUNK);
+        let at = p.wrapping_add(done << PAGE_SHIFT);
+        // SAFETY: mincore only reads the page tables of [at, at + n pages), which the caller
+        // says is mapped, and writes n answers into vec, which has room for them.
+        if unsafe { libc::mincore(at as *mut libc::c_void, n << PAGE_SHIFT, vec.as_mut_ptr()) } != 0
+        {
+            return None;
+        }
+        resident += vec[..n].iter().filter(|&&v| v & 1 != 0).count();
+        done += n;
+    }
+    Some(resident)
+}
 
 /// Make the `len` bytes at `p` (page aligned) read as zero without making pages resident that
 /// are not: `mincore` tells which pages are in memory; those are cleared with stores (they are
@@ -739,6 +761,23 @@ mod tests {
         let rc = unsafe { libc::mincore(p as *mut libc::c_void, pages * PAGE, v.as_mut_ptr()) };
         assert_eq!(rc, 0);
         v.iter().filter(|&&b| b & 1 != 0).count()
+    }
+
+    #[test]
+    fn resident_pages_counts_what_mincore_reports() {
+        let pages = 600;
+        let p = map(pages * PAGE);
+        assert!(!p.is_null());
+        assert_eq!(resident_pages(p, pages), Some(0));
+        for i in (0..pages).step_by(3) {
+            // SAFETY: inside the mapping.
+            unsafe { ptr::write_volatile(p.add(i * PAGE), 1u8) };
+        }
+        assert_eq!(resident_pages(p, pages), Some(resident(p, pages)));
+        assert_eq!(resident_pages(p, pages), Some(200));
+        assert!(decommit(p, pages * PAGE));
+        assert_eq!(resident_pages(p, pages), Some(0));
+        unmap(p, pages * PAGE);
     }
 
     #[test]

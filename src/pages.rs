@@ -124,7 +124,17 @@ fn locate(start: *mut u8) -> (*mut Arena, usize) {
 /// more, with their page-map entries already cleared.
 pub unsafe fn free_run(start: *mut u8, n: usize) {
     // SAFETY: forwarded contract.
-    unsafe { free_runs(&[(start, n)]) }
+    unsafe { free_runs_as(&[(start, n)], true) }
+}
+
+/// [`free_run`] for a run whose pages the caller has just dropped (`os::decommit`): they go
+/// back clean, so they are neither purged again nor cleared for `calloc`.
+///
+/// # Safety
+/// As for [`free_run`]; the pages read as zero.
+pub unsafe fn free_clean_run(start: *mut u8, n: usize) {
+    // SAFETY: forwarded contract.
+    unsafe { free_runs_as(&[(start, n)], false) }
 }
 
 /// [`free_run`] for several runs `(start, pages)` under one acquisition of [`PAGE_LOCK`] (a
@@ -133,6 +143,15 @@ pub unsafe fn free_run(start: *mut u8, n: usize) {
 /// # Safety
 /// Each as for [`free_run`].
 pub unsafe fn free_runs(runs: &[(*mut u8, usize)]) {
+    // SAFETY: forwarded contract.
+    unsafe { free_runs_as(runs, true) }
+}
+
+/// [`free_runs`], the pages given back `dirty` or clean.
+///
+/// # Safety
+/// As for [`free_run`]; if not `dirty`, the pages read as zero.
+unsafe fn free_runs_as(runs: &[(*mut u8, usize)], dirty: bool) {
     let mut batch = PurgeBatch::new();
     let mut total = 0;
     {
@@ -142,13 +161,14 @@ pub unsafe fn free_runs(runs: &[(*mut u8, usize)]) {
         for &(start, n) in runs {
             let (a, idx) = locate(start);
             // SAFETY: the caller guarantees the range is ours to free; PAGE_LOCK is held.
-            unsafe { (*a).free_range(idx, n, true) };
+            unsafe { (*a).free_range(idx, n, dirty) };
             total += n;
         }
         IN_USE_PAGES.fetch_sub(total, Ordering::Relaxed);
         purge::after_free_locked(now, &mut batch);
     }
-    purge::run(&mut batch, total);
+    // Clean pages add nothing to purge: only the round already taken, if any.
+    purge::run(&mut batch, if dirty { total } else { 0 });
 }
 
 /// Grow the run of `pages` pages at `start` to `new_pages` pages in place if the following
