@@ -244,7 +244,7 @@ impl Buddy {
     /// two, aligned to it: a 9 MiB run needs a free, 16 MiB-aligned 16 MiB, and its 7 MiB tail
     /// becomes blocks that only smaller runs fit.
     pub fn best_fit(&self, n: usize) -> Option<(usize, usize)> {
-        let need = n.div_ceil(GRANULE);
+        let need = n.div_ceil(GRANULE).max(1);
         // A stretch of `need` granules holds an aligned block of at least half its power of
         // two: with no free block that large, no stretch is long enough.
         let at_least = GRANULE_ORDER + (need.ilog2() as usize).saturating_sub(1);

@@ -49,10 +49,11 @@
 //! → `slab::create` → `run_cache::RunCache::take` (the heap's cached runs), else
 //! `run_cache::RunCache::fetch` → `pages::alloc_runs` (`arena::Arena::alloc_run` →
 //! `buddy::Buddy::take`; runs of `pages::FIT_PAGES` or more: `arena::Arena::best_fit` →
-//! `buddy::Buddy::best_fit`, then `buddy::Buddy::take_range`), and `pagemap::map_run`. Past the limit, `alloc::malloc_cold`: the
-//! first request of a thread, the profiler's countdown and samples (`alloc::profiled` →
-//! `profile::record`, a sampled block being a medium block of its own), `medium::alloc` →
-//! `run_cache::RunCache::take`, else `pages::alloc_run`, or `huge::alloc` → `os::map`.
+//! `buddy::Buddy::best_fit`, then `buddy::Buddy::take_range`), and `pagemap::map_run`. Past
+//! the limit, `alloc::malloc_cold`: the first request of a thread, the profiler's countdown
+//! and samples (`alloc::profiled` → `profile::record`, a sampled block being a medium block
+//! of its own), `medium::alloc` → `run_cache::RunCache::take`, else `pages::alloc_run`, or
+//! `huge::alloc` → `os::map`.
 //! `alloc::calloc` clears a reused medium run of 64 KiB or more with `os::zero_pages`.
 //!
 //! `free(p)`: `ffi` → `alloc::free` → `pagemap::lookup` (outside every arena: `huge::free`,
