@@ -121,16 +121,16 @@ pub fn decommit(p: *mut u8, len: usize) -> bool {
     unsafe { libc::madvise(p as *mut libc::c_void, len, libc::MADV_DONTNEED) == 0 }
 }
 
-/// Pages asked about per `mincore` call in [`zero_pages`] and [`resident_pages`] (the answer
-/// vector is on the stack).
+/// Pages asked about per `mincore` call (the answer vector is on the stack).
 const RESIDENCY_CHUNK: usize = 256;
 
-/// How many of the `pages` pages at `p` (page aligned, mapped) are in memory, by `mincore`;
-/// `None` if a call fails.
-pub fn resident_pages(p: *mut u8, pages: usize) -> Option<usize> {
-    let _e = ErrnoGuard::new();
+/// Ask `mincore` about the `pages` pages at `p` (page aligned, mapped) in chunks of
+/// [`RESIDENCY_CHUNK`], calling `f(first, answers)` for each chunk: the index of its first
+/// page, and one byte per page whose low bit says "in memory". Stops at the first call that
+/// fails; returns how many pages were answered (`pages` if none failed).
+fn for_residency_chunks(p: *mut u8, pages: usize, mut f: impl FnMut(usize, &[u8])) -> usize {
     let mut vec = [0u8; RESIDENCY_CHUNK];
-    let (mut done, mut resident) = (0, 0);
+    let mut done = 0;
     while done < pages {
         let n = (pages - done).min(RESIDENCY_CHUNK);
         let at = p.wrapping_add(done << PAGE_SHIFT);
@@ -138,12 +138,23 @@ pub fn resident_pages(p: *mut u8, pages: usize) -> Option<usize> {
         // says is mapped, and writes n answers into vec, which has room for them.
         if unsafe { libc::mincore(at as *mut libc::c_void, n << PAGE_SHIFT, vec.as_mut_ptr()) } != 0
         {
-            return None;
+            break;
         }
-        resident += vec[..n].iter().filter(|&&v| v & 1 != 0).count();
+        f(done, &vec[..n]);
         done += n;
     }
-    Some(resident)
+    done
+}
+
+/// How many of the `pages` pages at `p` (page aligned, mapped) are in memory, by `mincore`;
+/// `None` if a call fails.
+pub fn resident_pages(p: *mut u8, pages: usize) -> Option<usize> {
+    let _e = ErrnoGuard::new();
+    let mut resident = 0;
+    let done = for_residency_chunks(p, pages, |_, answers| {
+        resident += answers.iter().filter(|&&v| v & 1 != 0).count();
+    });
+    (done == pages).then_some(resident)
 }
 
 /// Make the `len` bytes at `p` (page aligned) read as zero without making pages resident that
@@ -161,25 +172,17 @@ pub fn resident_pages(p: *mut u8, pages: usize) -> Option<usize> {
 pub unsafe fn zero_pages(p: *mut u8, len: usize) {
     let _e = ErrnoGuard::new();
     let pages = len.div_ceil(PAGE);
-    let mut vec = [0u8; RESIDENCY_CHUNK];
-    let mut done = 0; // pages handled
-    while done < pages {
-        let n = (pages - done).min(RESIDENCY_CHUNK);
-        let at = p.wrapping_add(done << PAGE_SHIFT);
-        // SAFETY: [at, at + n pages) is mapped (ours); vec has room for n answers.
-        if unsafe { libc::mincore(at as *mut libc::c_void, n << PAGE_SHIFT, vec.as_mut_ptr()) } != 0
-        {
-            break;
-        }
+    let done = for_residency_chunks(p, pages, |first, answers| {
+        let n = answers.len();
         let mut i = 0;
         while i < n {
-            let resident = vec[i] & 1 != 0;
+            let resident = answers[i] & 1 != 0;
             let mut j = i + 1;
-            while j < n && (vec[j] & 1 != 0) == resident {
+            while j < n && (answers[j] & 1 != 0) == resident {
                 j += 1;
             }
-            let from = (done + i) << PAGE_SHIFT;
-            let to = ((done + j) << PAGE_SHIFT).min(len);
+            let from = (first + i) << PAGE_SHIFT;
+            let to = ((first + j) << PAGE_SHIFT).min(len);
             // SAFETY: whole pages of the caller's range; DONTNEED on private anonymous memory
             // only drops contents.
             let dropped = !resident
@@ -196,8 +199,7 @@ pub unsafe fn zero_pages(p: *mut u8, len: usize) {
             }
             i = j;
         }
-        done += n;
-    }
+    });
     if done < pages {
         let from = done << PAGE_SHIFT;
         // SAFETY: the rest of the caller's range.
