@@ -4,9 +4,10 @@
 //
 // The main thread allocates small blocks; a second thread frees 20 of them
 // (filling its cache for the class, which keeps at most 16) and then block
-// `a`, which therefore goes onto the main thread's stack of blocks freed by
-// other threads.  Before the main thread takes that stack in, it frees `a`
-// a second time: caught as a double free (the block carries the free mark).
+// `a`, which therefore is on its way home: on the second thread's chain of
+// blocks of that slab, or on the slab's remote list.  Before the main thread
+// takes it in, it frees `a` a second time: caught as a double free (the
+// block carries the free mark).
 // The second thread stays alive until then.  glibc is not covered: the block
 // is in a fastbin below its top, which glibc does not search.
 #include "testhelper.h"

@@ -65,9 +65,11 @@
 //! (a sampled block: `profile::forget` first; one run of 1 MiB or more in 128:
 //! `os::resident_pages`, and `pages::free_clean_run` if it was sparse and dropped) →
 //! `run_cache::RunCache::put`, or
-//! `thread::free_foreign` (own full slab: `heap::Heap::free_local`; another heap's:
-//! `heap::Heap::keep_foreign`, else `heap::remote_free` → `span::Span::push_remote`, and
-//! `heap::notify` when that finds the slab's remote list empty).
+//! `thread::free_foreign` (a thread with no heap yet gets one: `thread::own_heap_or_init`;
+//! own full slab: `heap::Heap::free_local`; another heap's: `heap::Heap::keep_foreign`, else
+//! `heap::Heap::send_foreign`, whose full or displaced chain, like a heapless thread's block
+//! through `heap::remote_free`, goes to `span::Span::push_remote`, and `heap::notify` when
+//! that finds the slab's remote list empty).
 //!
 //! # Lock order
 //!

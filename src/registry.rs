@@ -156,6 +156,7 @@ pub unsafe fn abandon(h: *mut Heap) {
     heap.collect_remote();
     heap.release_empty_slabs();
     heap.flush_runs();
+    heap.set_exited();
     let empty = heap.owns_nothing();
     let _g = Guard::new(&HEAPS_LOCK);
     // SAFETY: the entry's list fields are ours under HEAPS_LOCK.
