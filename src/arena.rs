@@ -39,6 +39,11 @@ pub const META_PAGES: usize = 256;
 pub const RUN_ALIGN: usize = 4;
 /// The smallest order a run is taken at (a run's first page is a multiple of `RUN_ALIGN`).
 pub const MIN_RUN_ORDER: Order = Order::new(2);
+/// log2 of [`RUN_ALIGN`]: the page map has an entry per group of `RUN_ALIGN` pages, since no
+/// two runs share a group (see `pagemap`).
+pub const MAP_SHIFT: usize = MIN_RUN_ORDER.get();
+/// Page-map entries per arena.
+pub const MAP_ENTRIES: usize = ARENA_PAGES >> MAP_SHIFT;
 /// Largest run handed out: half an arena (32 MiB); larger blocks are mapped directly.
 pub const MAX_RUN_PAGES: usize = ARENA_PAGES / 2;
 
@@ -86,19 +91,22 @@ pub static PEAK_IN_USE_PAGES: AtomicUsize = AtomicUsize::new(0);
 ///   chosen by the purge policy to be purged next);
 /// - `dirty_pages`, `due_pages` and `purging_pages` count the set bits of `dirty`, `due` and
 ///   `purging`;
-/// - `pagemap[i]` is never null: it is an unused span ([`NEVER_USED`], or the page map's
-///   freed-run marker) for free, purging and
-///   header pages; a live slab maps every page of its run to its span, a live medium run only
-///   its first page (its other pages hold null or the marker).
+/// - `pagemap[g]`, the entry of the group of `RUN_ALIGN` pages from `g * RUN_ALIGN`, is never
+///   null: it is an unused span ([`NEVER_USED`], or the page map's freed-run marker) for a
+///   group of header pages or of free and purging pages only; a live slab maps every group
+///   its run touches to its span, a live medium run only its first group (its other groups
+///   hold the marker). A run starts on a group, so a group holds pages of one run at most:
+///   the free pages after the end of a run in its last group are never handed out (no run
+///   can start there) until the run is freed and they merge.
 ///
 /// Across arenas (checked by `pages::check_all`): [`DIRTY_PAGES`], [`DUE_PAGES`] and
 /// [`PURGING_PAGES`] are the sums of `dirty_pages`, `due_pages` and `purging_pages`, and
 /// [`IN_USE_PAGES`] + free pages + purging pages = arenas × (`ARENA_PAGES` − `META_PAGES`).
 #[repr(C)]
 pub struct Arena {
-    /// For each page: the span of the run covering it, or null. First: the page map's
-    /// registry points here (biased, see `pagemap`).
-    pub pagemap: [AtomicPtr<Span>; ARENA_PAGES],
+    /// For each group of `RUN_ALIGN` pages: the span of the run covering it, or an unused
+    /// span. First: the page map's registry points here (biased, see `pagemap`).
+    pub pagemap: [AtomicPtr<Span>; MAP_ENTRIES],
     /// Next arena in the list.
     next: *mut Arena,
     /// Free dirty pages.
@@ -154,7 +162,7 @@ impl Arena {
     }
 
     /// Map and initialise an arena that is on no list. Every page-map entry starts at
-    /// [`NEVER_USED`] (writing the page map's 128 KiB), so that `free` needs no null test on
+    /// [`NEVER_USED`] (writing the page map's 32 KiB), so that `free` needs no null test on
     /// an entry.
     fn map() -> *mut Arena {
         let base = os::map_aligned(ARENA_SIZE, ARENA_SIZE);
@@ -393,16 +401,9 @@ impl Arena {
 
     /// Verify every invariant documented on the type. Aborts on violation.
     pub fn check_invariants(&self) {
-        let unused = |p: usize| {
-            let e = self.pagemap[p].load(Ordering::Relaxed);
-            xa_check!(!e.is_null());
-            // SAFETY: page-map entries are valid span headers.
-            xa_check!(unsafe { (*e).kind() } == Kind::Unused);
-        };
         let mut free = Bits::<WORDS>::new();
         self.buddy.check_invariants(|p| {
             free.set(p, 1);
-            unused(p);
         });
         // Purging pages are neither free nor header pages.
         xa_check!(self.purging.is_disjoint_from(&free));
@@ -411,10 +412,23 @@ impl Arena {
                 .next_run(0, META_PAGES)
                 .is_none_or(|(p, _)| p >= META_PAGES)
         );
-        let mut from = 0;
-        while let Some((idx, n)) = self.purging.next_run(from, ARENA_PAGES) {
-            (idx..idx + n).for_each(unused);
-            from = idx + n;
+        // A group of header pages, or of pages each free or purging, maps to an unused span;
+        // any other entry is a span header of this arena (a live run's) or unused.
+        for (g, e) in self.pagemap.iter().enumerate() {
+            let e = e.load(Ordering::Relaxed);
+            xa_check!(!e.is_null());
+            let first = g << MAP_SHIFT;
+            let idle = first < META_PAGES
+                || (first..first + RUN_ALIGN).all(|p| free.get(p) || self.purging.get(p));
+            // SAFETY: page-map entries are valid span headers.
+            let kind = unsafe { (*e).kind() };
+            xa_check!(!idle || kind == Kind::Unused);
+            if kind != Kind::Unused {
+                // SAFETY: as above; a live run's span covers its first group.
+                let start = unsafe { (*e).start() } as usize;
+                xa_check!(start >= self.base() + META_PAGES * PAGE);
+                xa_check!(start <= self.base() + first * PAGE);
+            }
         }
         xa_check!(self.old.is_subset_of(&self.dirty));
         xa_check!(self.due.is_subset_of(&self.dirty));

@@ -5,7 +5,7 @@
 //! held only while memory is copied, and the file is written after it is released. Slab fill
 //! (`used`) is a snapshot: owners change it without the lock.
 
-use crate::arena::{self, ARENA_PAGES, ARENA_SIZE, META_PAGES, PAGE_LOCK};
+use crate::arena::{self, ARENA_PAGES, ARENA_SIZE, MAP_SHIFT, META_PAGES, PAGE_LOCK};
 use crate::huge;
 use crate::os::{self, PAGE};
 use crate::pages::LARGEST_MISS_PAGES;
@@ -94,7 +94,7 @@ pub fn dump(fd: i32) {
             // a pending run of free pages: (first, state)
             let mut free: Option<(usize, State)> = None;
             while i < ARENA_PAGES {
-                let sp = a.pagemap[i].load(Ordering::Relaxed);
+                let sp = a.pagemap[i >> MAP_SHIFT].load(Ordering::Relaxed);
                 // SAFETY: page-map entries are null or valid span headers.
                 let live = unsafe { sp.as_ref() }.filter(|sp| {
                     sp.kind() != Kind::Unused && sp.start() as usize == a.base() + i * PAGE

@@ -2,12 +2,20 @@
 //! everybody else's.
 //!
 //! A registry indexed by `addr >> ARENA_SHIFT` holds every arena of ours (it lives in `.bss`:
-//! untouched slots cost no memory); the arena's header maps each of its pages to the span of
-//! the run covering it. An address outside every arena gives null; one in a page no live run
-//! maps gives an unused span in which no address is a block start: the freed-run marker, or
-//! `arena::NEVER_USED` for pages no run ever covered.
+//! untouched slots cost no memory); the arena's header maps each group of
+//! [`RUN_ALIGN`] pages to the span of the run covering it (runs start on a group and no two
+//! share one, so a group holds pages of one run at most). An address outside every arena gives
+//! null; one in a group no live run maps gives an unused span in which no address is a block
+//! start: the freed-run marker, or `arena::NEVER_USED` for groups no run ever covered.
+//!
+//! An entry per group rather than per page: the page map of a new arena is all
+//! `NEVER_USED`, written when the arena is made, and per page it took 128 KiB of resident
+//! memory in every arena (a third of the memory of a small program on top of glibc's), per
+//! group 32 KiB. A lookup costs the same instructions: one shift amount changes.
 
-use crate::arena::{ARENA_SHIFT, ARENA_SIZE, Arena, MAX_RUN_PAGES, META_PAGES, Marker};
+use crate::arena::{
+    ARENA_SHIFT, ARENA_SIZE, Arena, MAP_SHIFT, MAX_RUN_PAGES, META_PAGES, Marker, RUN_ALIGN,
+};
 use crate::os::PAGE_SHIFT;
 use crate::span::{Kind, Span};
 use core::cell::UnsafeCell;
@@ -16,19 +24,21 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 
 /// Number of 64 MiB slots in the 47-bit user address space.
 const REGISTRY_SLOTS: usize = 1 << (47 - ARENA_SHIFT);
-/// log2 of the pages in an arena.
-const SLOT_PAGES_SHIFT: usize = ARENA_SHIFT - PAGE_SHIFT;
+/// log2 of the bytes a page-map entry covers (a group of [`RUN_ALIGN`] pages).
+const GROUP_SHIFT: usize = PAGE_SHIFT + MAP_SHIFT;
+/// log2 of the groups in an arena.
+const SLOT_GROUPS_SHIFT: usize = ARENA_SHIFT - GROUP_SHIFT;
 
 /// For each 64 MiB slot of the address space: null, or the page map of the arena there biased
-/// by the slot's first page, so that `entry + (addr >> PAGE_SHIFT)` is the page-map entry of
-/// `addr` with no masking: `arena - (arena >> PAGE_SHIFT) * 8`.
+/// by the slot's first group, so that `entry + (addr >> GROUP_SHIFT)` is the page-map entry of
+/// `addr` with no masking: `arena - (arena >> GROUP_SHIFT) * 8`.
 static REGISTRY: [AtomicPtr<AtomicPtr<Span>>; REGISTRY_SLOTS] =
     [const { AtomicPtr::new(ptr::null_mut()) }; REGISTRY_SLOTS];
 
 /// The byte offset that biases arena `base`'s page map (see [`REGISTRY`]).
 #[inline(always)]
 const fn bias(base: usize) -> usize {
-    (base >> PAGE_SHIFT) * core::mem::size_of::<AtomicPtr<Span>>()
+    (base >> GROUP_SHIFT) * core::mem::size_of::<AtomicPtr<Span>>()
 }
 
 /// Publish a new arena: from now on its addresses are ours.
@@ -40,16 +50,16 @@ pub fn register(a: *mut Arena) {
     REGISTRY[a as usize >> ARENA_SHIFT].store(map, Ordering::Release);
 }
 
-/// The biased page map (see [`REGISTRY`]) of the arena holding page number `page`, or null: a
-/// shift, a bounds test, a load.
+/// The biased page map (see [`REGISTRY`]) of the arena holding group number `group` (an
+/// address shifted right by `GROUP_SHIFT`), or null: a shift, a bounds test, a load.
 #[inline(always)]
-fn biased_map(page: usize) -> *mut AtomicPtr<Span> {
-    let mut slot = page;
-    // The shift is opaque to the optimiser on purpose: seeing `(page >> 14) < 2^21` it tests
-    // `page >> 35` and then shifts again, an instruction more on every `free`.
+fn biased_map(group: usize) -> *mut AtomicPtr<Span> {
+    let mut slot = group;
+    // The shift is opaque to the optimiser on purpose: seeing `(group >> 12) < 2^21` it tests
+    // `group >> 33` and then shifts again, an instruction more on every `free`.
     // SAFETY: a register shift; no memory, no stack, no flags anyone reads.
     unsafe {
-        core::arch::asm!("shr {0}, {s}", inout(reg) slot, s = const SLOT_PAGES_SHIFT,
+        core::arch::asm!("shr {0}, {s}", inout(reg) slot, s = const SLOT_GROUPS_SHIFT,
                          options(pure, nomem, nostack));
     }
     if slot >= REGISTRY_SLOTS {
@@ -61,27 +71,28 @@ fn biased_map(page: usize) -> *mut AtomicPtr<Span> {
 
 /// The registered arena holding `addr`, or null.
 pub fn arena_of(addr: usize) -> *mut Arena {
-    let map = biased_map(addr >> PAGE_SHIFT);
+    let map = biased_map(addr >> GROUP_SHIFT);
     if map.is_null() {
         return ptr::null_mut();
     }
     map.wrapping_byte_add(bias(addr & !(ARENA_SIZE - 1))).cast()
 }
 
-/// The span covering `addr`, or `None` if `addr` is not inside one of our arenas (for pages of
-/// no live run: an unused span, see the module docs). About 10 instructions: two shifts, a
-/// bounds test, two dependent loads and one null test (a page-map entry is never null).
+/// The span whose group covers `addr`, or `None` if `addr` is not inside one of our arenas
+/// (for groups of no live run: an unused span, see the module docs). About 10 instructions:
+/// two shifts, a bounds test, two dependent loads and one null test (a page-map entry is
+/// never null).
 #[inline(always)]
 pub fn lookup(addr: usize) -> Option<NonNull<Span>> {
-    let page = addr >> PAGE_SHIFT;
-    let map = biased_map(page);
+    let group = addr >> GROUP_SHIFT;
+    let map = biased_map(group);
     if map.is_null() {
         return None;
     }
-    // SAFETY: a registered slot's biased map plus the page number of an address in that slot
+    // SAFETY: a registered slot's biased map plus the group number of an address in that slot
     // is that address's entry in the arena's page map, mapped for the life of the process; an
     // arena's entries are set to a span before it is registered and never to null (`Arena`).
-    Some(unsafe { NonNull::new_unchecked((*map.wrapping_add(page)).load(Ordering::Relaxed)) })
+    Some(unsafe { NonNull::new_unchecked((*map.wrapping_add(group)).load(Ordering::Relaxed)) })
 }
 
 /// [`lookup`] as a pointer: the span covering `addr`, or null outside our arenas.
@@ -100,38 +111,40 @@ pub fn is_freed_marker(s: *const Span) -> bool {
 /// pointer is a block start, so `free` of a pointer into a freed run reports a double free.
 static FREED: Marker = Marker(UnsafeCell::new(Span::empty()));
 
-/// Point the page-map entries of the first `n` pages at `start` (in one of our arenas) to
-/// `span`.
+/// Point the page-map entries of the groups of the first `n` pages at `start` (a run's first
+/// page, in one of our arenas) to `span`.
 pub fn map_run(start: *mut u8, n: usize, span: *mut Span) {
     set_run(start, n, span);
 }
 
-/// The run at `start` is gone: its first `n` pages map to the freed-run marker.
+/// The run at `start` is gone: the groups of its first `n` pages map to the freed-run marker.
 pub fn unmap_run(start: *mut u8, n: usize) {
     set_run(start, n, FREED.0.get());
 }
 
 fn set_run(start: *mut u8, n: usize, span: *mut Span) {
     let a = arena_of(start as usize);
-    xa_check!(!a.is_null());
+    xa_check!(!a.is_null() && n >= 1);
     let idx = Arena::page_of(start as usize);
+    xa_check!(idx % RUN_ALIGN == 0);
+    let groups = (idx >> MAP_SHIFT)..(idx + n).div_ceil(RUN_ALIGN);
     // SAFETY: registered arenas are mapped for the life of the process.
-    for e in unsafe { &(&(*a).pagemap)[idx..idx + n] } {
+    for e in unsafe { &(&(*a).pagemap)[groups] } {
         e.store(span, Ordering::Relaxed);
     }
 }
 
-/// Whether `addr` lies in a page of a live medium run other than its first (such pages are not
-/// in the page map, which may still hold the freed-run marker there from an earlier run).
-/// Scans the page map backwards for the run's head: for error reports only.
+/// Whether `addr` lies in a live medium run (the page map names only a medium run's first
+/// group; the entries of its other groups may still hold the freed-run marker from an earlier
+/// run). Scans the page map backwards for the run's head: for error reports only.
 pub fn inside_live_medium(addr: usize) -> bool {
     let arena = arena_of(addr);
     if arena.is_null() {
         return false;
     }
-    let page = Arena::page_of(addr);
-    let lowest = page.saturating_sub(MAX_RUN_PAGES).max(META_PAGES);
-    for i in (lowest..page).rev() {
+    let group = Arena::page_of(addr) >> MAP_SHIFT;
+    let lowest = (group.saturating_sub(MAX_RUN_PAGES >> MAP_SHIFT)).max(META_PAGES >> MAP_SHIFT);
+    for i in (lowest..=group).rev() {
         // SAFETY: a registered arena is mapped for the life of the process.
         let s = unsafe { (*arena).pagemap[i].load(Ordering::Relaxed) };
         if s.is_null() {
@@ -141,8 +154,8 @@ pub fn inside_live_medium(addr: usize) -> bool {
         let span = unsafe { &*s };
         match span.kind() {
             Kind::Medium => return span.start() as usize + span.pages() * crate::os::PAGE > addr,
-            // runs do not overlap: a live slab before `page` that does not cover it means no
-            // live run covering `page` starts before it
+            // runs do not overlap: a live slab at or before `addr` that does not cover it
+            // means no live run covering `addr` starts before it
             Kind::Slab => return false,
             Kind::Unused => {}
         }
