@@ -26,7 +26,6 @@
 
 #include <malloc.h>
 #include <pthread.h>
-#include <time.h>
 
 #define N 60000
 #define ROUNDS 2
@@ -59,13 +58,6 @@ static void *consumer(void *arg)
         pthread_cond_wait(&cond, &lock);
     pthread_mutex_unlock(&lock);
     return NULL;
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
 }
 
 int main(void)
@@ -126,8 +118,8 @@ int main(void)
     CHECKF(rss_peak >= rss_base + 5 * TH_MIB, "the blocks raised the resident set by only %.2f MiB",
            ((double)rss_peak - (double)rss_base) / TH_MIB);
 
-    double t0 = now_ms();
-    while (now_ms() - t0 < LOOP_MS) {
+    double t0 = th_now_ms();
+    while (th_now_ms() - t0 < LOOP_MS) {
         for (int k = 0; k < 1000; k++) {
             void *p = malloc(th_size(32));
             CHECK(p != NULL);

@@ -23,7 +23,6 @@
 #include "xa_stats_helper.h"
 
 #include <pthread.h>
-#include <time.h>
 
 #define N64 100000
 #define NEACH 2000
@@ -73,13 +72,6 @@ static void show(const char *what, const xa_stats_t *s, size_t rss)
            what, (double)rss / TH_MIB, s->in_use, s->cached_free, s->slab_free, s->free_pages,
            s->dirty_pages);
     fflush(stdout);
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
 }
 
 int main(void)
@@ -141,9 +133,9 @@ int main(void)
            s.in_use, base.in_use);
 
     /* The owner keeps allocating and freeing one small block. */
-    double t0 = now_ms();
+    double t0 = th_now_ms();
     long iters = 0;
-    while (now_ms() - t0 < LOOP_MS) {
+    while (th_now_ms() - t0 < LOOP_MS) {
         for (int k = 0; k < 1000; k++) {
             void *p = malloc(th_size(LOOP_SZ));
             CHECK(p != NULL);
@@ -157,7 +149,7 @@ int main(void)
     show("after the loop", &s, rss_after);
     printf("loop: %ld malloc/free pairs in %.0f ms; rss baseline %.2f MiB, peak %.2f MiB "
            "(+%.2f), after %.2f MiB (%+.2f)\n",
-           iters, now_ms() - t0, (double)rss_base / TH_MIB, (double)rss_peak / TH_MIB,
+           iters, th_now_ms() - t0, (double)rss_base / TH_MIB, (double)rss_peak / TH_MIB,
            ((double)rss_peak - (double)rss_base) / TH_MIB, (double)rss_after / TH_MIB,
            ((double)rss_after - (double)rss_base) / TH_MIB);
     fflush(stdout);

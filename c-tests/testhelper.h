@@ -6,6 +6,7 @@
  *     the condition (plus an optional message) to stderr and _exit(1);
  *   - a position-dependent byte pattern: th_fill() / CHECK_PAT();
  *   - th_rss_bytes(): resident set size from /proc/self/statm;
+ *   - th_now_ms(): a monotonic clock in milliseconds;
  *   - waiting for forked children: CHECK_CHILD(pid, fmt, ...) waits and
  *     fails unless the child exited with status 0; th_wait_child() returns
  *     the wait status instead; th_waitpid() is the async-signal-safe core;
@@ -46,6 +47,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TH_KIB ((size_t)1024)
@@ -142,6 +144,14 @@ TH_UNUSED static size_t th_rss_bytes(void)
     fclose(f);
     CHECK(n == 2);
     return (size_t)resident * th_page_size();
+}
+
+/* CLOCK_MONOTONIC in milliseconds. */
+TH_UNUSED static double th_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
 }
 
 /* ------------------------------------------------------------------ */

@@ -56,19 +56,24 @@ unsafe impl Sync for StaticSpan {}
 /// The empty span every `direct` slot of a heap points to while its class has no slab.
 static EMPTY_SPAN: StaticSpan = StaticSpan(UnsafeCell::new(Span::empty()));
 
+/// How many blocks of class `c` fit in `bytes`, at least 1 and at most `most`.
+const fn blocks_within(c: usize, bytes: usize, most: usize) -> usize {
+    let n = bytes / CLASS_SIZE[c] as usize;
+    if n > most {
+        most
+    } else if n < 1 {
+        1
+    } else {
+        n
+    }
+}
+
 /// Most blocks each class's `hot` list holds: 16, or fewer to keep a list within 16 KiB.
 const HOT_LIMIT: [i8; NUM_CLASSES] = {
     let mut t = [0i8; NUM_CLASSES];
     let mut c = 0;
     while c < NUM_CLASSES {
-        let n = 16384 / CLASS_SIZE[c] as usize;
-        t[c] = if n > 16 {
-            16
-        } else if n < 1 {
-            1
-        } else {
-            n as i8
-        };
+        t[c] = blocks_within(c, 16384, 16) as i8;
         c += 1;
     }
     t
@@ -100,14 +105,7 @@ const OUT_LIMIT: [u8; NUM_CLASSES] = {
     let mut t = [0u8; NUM_CLASSES];
     let mut c = 0;
     while c < NUM_CLASSES {
-        let n = 8192 / CLASS_SIZE[c] as usize;
-        t[c] = if n > 16 {
-            16
-        } else if n < 1 {
-            1
-        } else {
-            n as u8
-        };
+        t[c] = blocks_within(c, 8192, 16) as u8;
         c += 1;
     }
     t
