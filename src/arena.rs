@@ -95,7 +95,7 @@ pub static PEAK_IN_USE_PAGES: AtomicUsize = AtomicUsize::new(0);
 ///   null: it is an unused span ([`NEVER_USED`], or the page map's freed-run marker) for a
 ///   group of header pages or of free and purging pages only; a live slab maps every group
 ///   its run touches to its span, a live medium run only its first group (its other groups
-///   hold the marker). A run starts on a group, so a group holds pages of one run at most:
+///   hold an unused span). A run starts on a group, so a group holds pages of one run at most:
 ///   the free pages after the end of a run in its last group are never handed out (no run
 ///   can start there) until the run is freed and they merge.
 ///
@@ -221,11 +221,10 @@ impl Arena {
         Some((idx, self.take_dirty(idx, n)))
     }
 
-    /// Where a run of `n` pages would go by best fit: its first page and the length of the
-    /// free stretch it would start (see `buddy::Buddy::best_fit`). The first page is a
-    /// multiple of a granule.
-    pub fn best_fit(&self, n: usize) -> Option<(usize, usize)> {
-        self.buddy.best_fit(n)
+    /// Where a run of `n` pages would go by best fit: its first page, a multiple of a
+    /// granule (see `buddy::Buddy::best_fit`).
+    pub fn best_fit(&self, n: usize) -> Option<usize> {
+        self.buddy.best_fit(n).map(|(idx, _)| idx)
     }
 
     /// Take the run of `n` free pages at `idx` (a place [`Arena::best_fit`] found). Returns

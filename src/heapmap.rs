@@ -95,7 +95,7 @@ pub fn dump(fd: i32) {
             let mut free: Option<(usize, State)> = None;
             while i < ARENA_PAGES {
                 let sp = a.pagemap[i >> MAP_SHIFT].load(Ordering::Relaxed);
-                // SAFETY: page-map entries are null or valid span headers.
+                // SAFETY: page-map entries are valid span headers (never null).
                 let live = unsafe { sp.as_ref() }.filter(|sp| {
                     sp.kind() != Kind::Unused && sp.start() as usize == a.base() + i * PAGE
                 });

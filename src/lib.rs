@@ -79,16 +79,18 @@
 //! 1. `registry::GLOBAL_LOCK` — the global heap that serves threads after their exit
 //!    destructor. Malloc path: only for such threads.
 //! 2. `registry::HEAPS_LOCK` — the lists of all, abandoned and free heaps. Malloc path: thread
-//!    start, thread exit, adoption.
+//!    start (a thread's first `malloc`, or its first `free` of another thread's block), thread
+//!    exit, adoption.
 //! 3. `arena::PAGE_LOCK` — every arena's buddy state and page bitmaps, the arena list and page
 //!    counters. Malloc path: slab refills and medium blocks that the heap's run cache cannot
 //!    serve (a refill that keeps missing fetches several runs at once), runs a run cache
 //!    gives back (in batches: on overflow, decay, thread exit, `malloc_trim`), medium blocks
 //!    of threads past their exit, choosing pages to purge and taking them out of and back
-//!    into the free pool; on `free`: (every 256 frees into a hot list or that empty a current
-//!    slab, every 4 while pages are due, or on a slab refill) a purge clock that says an
-//!    epoch is over or pages are due. Not held while `MADV_DONTNEED` runs: a purge round drops it between
-//!    taking its pages out and giving them back (see `purge`). A round may run with lock 1
+//!    into the free pool; on `free`: (every 256 frees into a hot list or onto a chain of
+//!    another heap's blocks, or that empty a current slab; every 4 while pages are due; or on
+//!    a slab refill) a purge clock that says an epoch is over or pages are due. Not held while
+//!    `MADV_DONTNEED` runs: a purge round drops it between taking its pages out and giving
+//!    them back (see `purge`). A round may run with lock 1
 //!    held (the global heap's slab refill checks the purge clock).
 //! 4. `huge::HUGE_LOCK` — the huge-block table. Malloc path: huge blocks, and `free` of
 //!    pointers outside every arena.

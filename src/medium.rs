@@ -1,11 +1,11 @@
 //! L9: medium blocks — more than [`SLAB_LIMIT`] and at most [`MEDIUM_LIMIT`] bytes, or
 //! page-aligned — each a run of whole pages with a span of kind `Medium`.
 //!
-//! A medium run maps only its first page in the page map: the one block starts there, and
-//! every lookup of a live block is a lookup of its start. (Mapping all the pages of a 16 MiB
-//! run cost 4096 stores on malloc and again on free.) Its other pages keep null or the
-//! freed-run marker; error reports tell an interior pointer from a double free with
-//! [`pagemap::inside_live_medium`].
+//! A medium run maps only its first group of pages in the page map: the one block starts
+//! there, and every lookup of a live block is a lookup of its start. (Mapping all the pages of
+//! a 16 MiB run cost 4096 stores on malloc and again on free.) Its other groups keep an
+//! unused span (the freed-run marker, say); error reports tell an interior pointer from a
+//! double free with [`pagemap::inside_live_medium`].
 //!
 //! [`SLAB_LIMIT`]: crate::size_class::SLAB_LIMIT
 
@@ -40,7 +40,7 @@ pub fn alloc(size: usize, align: usize, cache: Option<&mut RunCache>) -> Option<
     Some((run.start, run.zeroed))
 }
 
-/// Medium runs of at least this many pages (1 MiB, more than a run cache keeps) are looked
+/// Medium runs of at least this many pages (1 MiB, the most a run cache keeps) are looked
 /// at when freed, one in [`SPARSE_EVERY`]: see [`drop_if_sparse`].
 pub const SPARSE_PAGES: usize = 256;
 /// One in this many frees of runs of [`SPARSE_PAGES`] or more is looked at. `large -m

@@ -147,10 +147,7 @@ pub fn inside_live_medium(addr: usize) -> bool {
     for i in (lowest..=group).rev() {
         // SAFETY: a registered arena is mapped for the life of the process.
         let s = unsafe { (*arena).pagemap[i].load(Ordering::Relaxed) };
-        if s.is_null() {
-            continue;
-        }
-        // SAFETY: page-map entries point at valid span headers.
+        // SAFETY: page-map entries point at valid span headers (never null).
         let span = unsafe { &*s };
         match span.kind() {
             Kind::Medium => return span.start() as usize + span.pages() * crate::os::PAGE > addr,

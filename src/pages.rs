@@ -73,7 +73,7 @@ fn alloc_run_locked(n: usize, min_order: Order) -> Option<Run> {
     let fit = n >= FIT_PAGES && min_order.get() <= GRANULE_ORDER;
     let place = |a: &mut Arena| {
         if fit {
-            a.best_fit(n).map(|(idx, _)| (idx, a.alloc_run_at(idx, n)))
+            a.best_fit(n).map(|idx| (idx, a.alloc_run_at(idx, n)))
         } else {
             a.alloc_run(n, min_order)
         }

@@ -18,8 +18,8 @@
 //! altogether keeps at most [`MAX_PAGES`] pages cached.
 //!
 //! A cached run's span is unused (`span::Span::init_cached`): no address is a block start of
-//! it, and only its first page maps to it (the others to the freed-run marker), so a stale
-//! pointer into it is reported as a double free or an invalid pointer, as for a run given back
+//! it, and only its first group of pages maps to it (the others to the freed-run marker), so
+//! a stale pointer into it is reported as a double free or an invalid pointer, as for a run given back
 //! to the arenas, and the heap map shows it as free and resident. The arenas count its pages
 //! as in use; statistics count them as free ([`RunCache::pages`]).
 
@@ -251,7 +251,7 @@ impl RunCache {
     }
 
     /// Put a run into a free slot (the caller made room), its span made a cached run's and its
-    /// first page mapped to it.
+    /// first group of pages mapped to it.
     fn insert(&mut self, start: *mut u8, span: *mut Span, n: usize) {
         // SAFETY: the run and its span header are the caller's, unused.
         unsafe { (*span).init_cached(start, n) };
