@@ -419,8 +419,10 @@ impl Heap {
                 return double_free(p);
             }
             let c = (*s).class().index();
-            if !hot_push(h, c, b, mark) {
-                return free_to_slab(h, s, b);
+            // Marked before the room test, so a full hot list's path need not mark it again.
+            Block::set_mark(b, mark);
+            if !hot_push(h, c, b) {
+                return free_to_slab(h, s, b, c);
             }
             count_tick(h)
         }
@@ -441,7 +443,8 @@ impl Heap {
             if (*h).foreign_held >= FOREIGN_LIMIT {
                 return false;
             }
-            if !hot_push(h, c, b, (*h).mark) {
+            Block::set_mark(b, (*h).mark);
+            if !hot_push(h, c, b) {
                 room_inc(h, c);
                 return false;
             }
@@ -981,16 +984,15 @@ unsafe fn room_inc(h: *mut Heap, c: usize) {
     room.store(room.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }
 
-/// Mark `b` free (with `mark`, `h`'s) and push it onto `h`'s hot list of class `c`, if there
-/// is room. The room count is decremented first, so the fast path pays one `sub` on memory and
+/// Push `b` onto `h`'s hot list of class `c`, if there is room. The room count is decremented first, so the fast path pays one `sub` on memory and
 /// a sign test; when the list was full this returns false with the count one below zero, and
 /// the caller restores it with [`room_inc`] (off the fast path).
 ///
 /// # Safety
-/// `h` is the calling thread's own heap; `b` a live block start of class `c` that the caller
-/// gives up.
+/// `h` is the calling thread's own heap; `b` a block start of class `c` that the caller gives
+/// up, already marked free with `h`'s mark.
 #[inline(always)]
-unsafe fn hot_push(h: *mut Heap, c: usize, b: *mut Block, mark: u64) -> bool {
+unsafe fn hot_push(h: *mut Heap, c: usize, b: *mut Block) -> bool {
     // SAFETY: forwarded contract; c < NUM_CLASSES.
     unsafe {
         // The decrement and its sign test as one instruction and a branch, addressing
@@ -1007,7 +1009,6 @@ unsafe fn hot_push(h: *mut Heap, c: usize, b: *mut Block, mark: u64) -> bool {
             full = label { return false; },
             options(nostack),
         );
-        Block::set_mark(b, mark);
         let head = (*h).hot.get_unchecked_mut(c);
         Block::set_next(b, *head, (*h).mask);
         *head = b;
@@ -1034,16 +1035,15 @@ unsafe fn count_tick(h: *mut Heap) {
 /// A local free whose class's hot list is full: give the block to its slab.
 ///
 /// # Safety
-/// `h` is the calling thread's heap, which owns slab `s`; `b` is a live block start of `s`;
-/// a [`hot_push`] of `b` just returned false.
+/// `h` is the calling thread's heap, which owns slab `s` of class `c`; `b` is a block start
+/// of `s` in use until now, which the caller marked free and gives up; a [`hot_push`] of `b`
+/// just returned false.
 #[inline(never)]
-unsafe fn free_to_slab(h: *mut Heap, s: *mut Span, b: *mut Block) {
+unsafe fn free_to_slab(h: *mut Heap, s: *mut Span, b: *mut Block, c: usize) {
     // SAFETY: forwarded contract.
     unsafe {
-        let c = (*s).class().index();
         room_inc(h, c);
-        Block::set_mark(b, (*h).mark);
-        if Span::push_local(s, b) == 0 {
+        if Span::push_local(s, b) {
             if *(*h).direct.get_unchecked(c) != s {
                 return (*h).after_free(s);
             }

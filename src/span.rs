@@ -558,19 +558,31 @@ impl Span {
         self.local_free == b
     }
 
-    /// Put block `b` on the local free list. Returns the blocks still in use.
+    /// Put block `b` on the local free list. Returns whether no block is in use any more.
     ///
     /// # Safety
     /// The caller owns the span; `b` is a block of it that is in use (counted in `used`),
     /// already marked free.
     #[inline(always)]
-    pub unsafe fn push_local(this: *mut Span, b: *mut Block) -> u32 {
+    pub unsafe fn push_local(this: *mut Span, b: *mut Block) -> bool {
         // SAFETY: forwarded contract: b is a block of ours that nobody else uses now.
         unsafe {
             Block::set_next(b, (*this).local_free, (*this).mask);
             (*this).local_free = b;
-            (*this).add_used(-1)
+            // `used -= 1` and its zero test as one instruction and a branch (compiled from
+            // the atomic, the relaxed load, decrement, store and test take four). The asm is
+            // the owner's load and store of `used`, which only the owner writes; other threads
+            // only load it (statistics).
+            core::arch::asm!(
+                "sub dword ptr [{s} + {off}], 1",
+                "jnz {busy}",
+                s = in(reg) this,
+                off = const core::mem::offset_of!(Span, used),
+                busy = label { return false; },
+                options(nostack),
+            );
         }
+        true
     }
 
     /// Push the chain `head ..= tail` of `n` marked blocks of this slab (linked with the slab's
@@ -874,11 +886,12 @@ mod tests {
                         unsafe { (*(a as *const u8).add(8), *(a as *const u8).add(bs - 1)) };
                     assert_eq!(first, last);
                     // SAFETY: owner-side free of a live block.
-                    let used = unsafe {
+                    let emptied = unsafe {
                         Block::set_mark(a as *mut Block, MARK);
                         Span::push_local(&mut s, a as *mut Block)
                     };
-                    assert_eq!(used as usize, live.len() + remote.len());
+                    assert_eq!(s.used() as usize, live.len() + remote.len());
+                    assert_eq!(emptied, s.used() == 0);
                     assert!(s.is_local_head(a as *mut Block));
                     // SAFETY: as above.
                     assert!(unsafe { s.holds_free(a as *const u8) });
