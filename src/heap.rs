@@ -523,6 +523,36 @@ impl Heap {
         }
     }
 
+    /// The common slow path, short: when no other thread has freed blocks to this heap's slabs
+    /// since it last looked, give a block of the class's current slab after refilling its
+    /// `free` list from its local list or by carving its next page (`Span::refill`). Null, for
+    /// the full slow path, when remote frees wait, when the current slab has neither (or is
+    /// the empty span), or when its `free` list is not empty (the fast path found a bad link
+    /// there, which the full path reports).
+    ///
+    /// Why: a thread allocating many blocks without freeing them carves a page at a time, and
+    /// each page went through the whole slow path (the purge clock, `collect_remote`, the
+    /// queue walk): under callgrind `order -m fifo -s 0.1` made 25 382 slow-path calls, about
+    /// 400 instructions each, for 500 000 mallocs. The purge clock is still checked by the
+    /// heap's tick and the full slow path.
+    pub fn refill_current(&mut self, c: SizeClass) -> *mut u8 {
+        if !self.remote.0.head.load(Ordering::Relaxed).is_null() {
+            return ptr::null_mut();
+        }
+        let s = self.direct[c.index()];
+        if s == EMPTY_SPAN.0.get() {
+            return ptr::null_mut();
+        }
+        // SAFETY: a current slab other than the empty span is a slab of ours, on queue c.
+        unsafe {
+            let span = &mut *s;
+            if !span.free_is_empty() || !span.refill() {
+                return ptr::null_mut();
+            }
+            Span::pop_checked(s) as *mut u8
+        }
+    }
+
     /// Find a slab of class `c` with a free block among this heap's, make it the class's
     /// current one, and pop a block; slabs found full move to the full list. Null when none
     /// has one.

@@ -44,7 +44,9 @@
 //! (32 KiB; 0 while the heap profiler is on, and for a thread's first request):
 //! `size_class::class_of` → `thread::alloc_small_in` → `heap::Heap::alloc_fast` (hot list, else
 //! `span::Span::pop` / `pop_local` on the current slab); on a miss `thread::alloc_small_slow` →
-//! `heap::Heap::collect_remote` (`span::Span::take_remote`, other threads' frees) →
+//! `heap::Heap::refill_current` (when no remote frees wait: `span::Span::refill` of the current
+//! slab, its local list or its next page), else `heap::Heap::collect_remote`
+//! (`span::Span::take_remote`, other threads' frees) →
 //! `heap::Heap::alloc_from_queues` / `registry::adopt_into` / `heap::Heap::alloc_from_new_slab`
 //! → `slab::create` → `run_cache::RunCache::take` (the heap's cached runs), else
 //! `run_cache::RunCache::fetch` → `pages::alloc_runs` (`arena::Arena::alloc_run` →
@@ -87,8 +89,8 @@
 //!    gives back (in batches: on overflow, decay, thread exit, `malloc_trim`), medium blocks
 //!    of threads past their exit, choosing pages to purge and taking them out of and back
 //!    into the free pool; on `free`: (every 256 frees into a hot list or onto a chain of
-//!    another heap's blocks, or that empty a current slab; every 4 while pages are due; or on
-//!    a slab refill) a purge clock that says an epoch is over or pages are due. Not held while
+//!    another heap's blocks, or that empty a current slab; every 4 while pages are due; or when
+//!    a malloc finds its current slab used up) a purge clock that says an epoch is over or pages are due. Not held while
 //!    `MADV_DONTNEED` runs: a purge round drops it between taking its pages out and giving
 //!    them back (see `purge`). A round may run with lock 1
 //!    held (the global heap's slab refill checks the purge clock).

@@ -411,6 +411,12 @@ impl Span {
         self.pages.store(pages as u32, Ordering::Relaxed);
     }
 
+    /// Whether the `free` list is empty (owner only).
+    #[inline]
+    pub fn free_is_empty(&self) -> bool {
+        self.free.is_null()
+    }
+
     /// Blocks handed out (see the invariants). Relaxed: exact for the owner, a snapshot for
     /// others.
     #[inline]

@@ -178,6 +178,10 @@ fn alloc_small_slow(c: SizeClass, h: *mut Heap) -> *mut u8 {
         // malloc) are over, so this is the only reference to it.
         let heap = unsafe { &mut *h };
         heap.check_hot(c);
+        let p = heap.refill_current(c);
+        if !p.is_null() {
+            return p;
+        }
         refill_and_alloc(heap, c, true)
     };
     if p.is_null() {
