@@ -1014,9 +1014,10 @@ unsafe fn room_inc(h: *mut Heap, c: usize) {
     room.store(room.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }
 
-/// Push `b` onto `h`'s hot list of class `c`, if there is room. The room count is decremented first, so the fast path pays one `sub` on memory and
-/// a sign test; when the list was full this returns false with the count one below zero, and
-/// the caller restores it with [`room_inc`] (off the fast path).
+/// Push `b` onto `h`'s hot list of class `c`, if there is room. The room count is decremented
+/// first, so the fast path pays one `sub` on memory and a sign test; when the list was full
+/// this returns false with the count one below zero, and the caller restores it with
+/// [`room_inc`] (off the fast path).
 ///
 /// # Safety
 /// `h` is the calling thread's own heap; `b` a block start of class `c` that the caller gives

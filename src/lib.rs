@@ -90,10 +90,10 @@
 //!    of threads past their exit, choosing pages to purge and taking them out of and back
 //!    into the free pool; on `free`: (every 256 frees into a hot list or onto a chain of
 //!    another heap's blocks, or that empty a current slab; every 4 while pages are due; or when
-//!    a malloc finds its current slab used up) a purge clock that says an epoch is over or pages are due. Not held while
-//!    `MADV_DONTNEED` runs: a purge round drops it between taking its pages out and giving
-//!    them back (see `purge`). A round may run with lock 1
-//!    held (the global heap's slab refill checks the purge clock).
+//!    a malloc finds its current slab used up, or other threads' frees waiting) a purge clock
+//!    that says an epoch is over or pages are due. Not held while `MADV_DONTNEED` runs: a
+//!    purge round drops it between taking its pages out and giving them back (see `purge`). A
+//!    round may run with lock 1 held (the global heap's slab refill checks the purge clock).
 //! 4. `huge::HUGE_LOCK` — the huge-block table. Malloc path: huge blocks, and `free` of
 //!    pointers outside every arena.
 //! 5. `profile::PROF_LOCK` — the heap profiler's tables. Only while the profiler is on: a

@@ -19,9 +19,9 @@
 //!
 //! A cached run's span is unused (`span::Span::init_cached`): no address is a block start of
 //! it, and only its first group of pages maps to it (the others to the freed-run marker), so
-//! a stale pointer into it is reported as a double free or an invalid pointer, as for a run given back
-//! to the arenas, and the heap map shows it as free and resident. The arenas count its pages
-//! as in use; statistics count them as free ([`RunCache::pages`]).
+//! a stale pointer into it is reported as a double free or an invalid pointer, as for a run
+//! given back to the arenas, and the heap map shows it as free and resident. The arenas count
+//! its pages as in use; statistics count them as free ([`RunCache::pages`]).
 
 use crate::arena::MIN_RUN_ORDER;
 use crate::buddy::Order;
