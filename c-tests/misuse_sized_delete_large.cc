@@ -3,7 +3,8 @@
 // stderr: xalloc: operator delete(): size 50000 does not match the block $PTR (a block of 102400 bytes)
 //
 // A sized delete with the wrong size is caught for a medium block too: the
-// size must need as many pages as the block has.
+// block must have as many pages as the size needs, or at most a quarter more
+// (a cached run a little larger than asked for).
 #include "testhelper.h"
 
 #include <new>

@@ -218,7 +218,8 @@ unsafe fn free_by_kind(s: *mut Span, p: *mut u8) {
 
 /// C++ sized `operator delete(p, size)` (and its aligned form, `align` > 16; 0 otherwise): `free`
 /// after checking that `size` is one `operator new` could have been asked for to get `p`'s
-/// block (the size class of a small block; the page count of a medium or huge one). A
+/// block (the size class of a small block; the page count of a huge one, or of a medium one
+/// up to [`medium::max_pages`] of it). A
 /// mismatch means the program deletes an object as a type it is not, and aborts with a message.
 /// Fast path (a plain small block of a non-full slab of this thread): `free`'s, plus a class
 /// lookup and a compare; every other case is a tail call.
@@ -263,10 +264,12 @@ unsafe fn free_sized_slow(s: *mut Span, p: *mut u8, size: usize, align: usize) {
         Kind::Slab => {
             size <= SLAB_LIMIT && align <= SLAB_LIMIT && span.class() == aligned_class(align, size)
         }
-        // (A sampled request of the profiler gets a medium block, whatever its size.)
+        // (A sampled request of the profiler gets a medium block, whatever its size; a
+        // request may get a cached run a little larger than it asked for.)
         Kind::Medium => {
+            let want = pages_for(size);
             (size > SLAB_LIMIT || align > SLAB_LIMIT || profile::enabled())
-                && pages_for(size) == span.pages()
+                && (want..=medium::max_pages(want)).contains(&span.pages())
         }
         Kind::Unused => false,
     };

@@ -21,16 +21,23 @@ use core::sync::atomic::{AtomicU32, Ordering};
 /// Largest request served as a medium block (32 MiB); larger ones are huge.
 pub const MEDIUM_LIMIT: usize = MAX_RUN_PAGES * PAGE;
 
+/// The most pages the block of a request for `pages` pages may have: [`alloc`] takes a cached
+/// run up to a quarter larger than asked for, and the block then has the whole run. (A sized
+/// `operator delete` checks its size against this range.)
+pub const fn max_pages(pages: usize) -> usize {
+    pages + pages / 4
+}
+
 /// A medium block of `size` bytes (`size <= MEDIUM_LIMIT`) aligned to `align` (a power of two
 /// from a page to `MEDIUM_LIMIT`), from a run of the calling thread's run cache `cache` (up to
-/// a quarter larger: the block then has the whole run) or else from the page allocator.
+/// [`max_pages`]: the block then has the whole run) or else from the page allocator.
 /// Returns the block and whether its bytes are known to be zero, or `None` when out of memory.
 pub fn alloc(size: usize, align: usize, cache: Option<&mut RunCache>) -> Option<(*mut u8, bool)> {
     let pages = size.div_ceil(PAGE).max(1);
     let align_pages = align >> PAGE_SHIFT;
     xa_assert!(pages <= MAX_RUN_PAGES && align_pages <= MAX_RUN_PAGES);
     let min_order = Order::for_pages(align_pages).max(MIN_RUN_ORDER);
-    let (run, pages) = match cache.and_then(|c| c.take(pages, pages + pages / 4, min_order)) {
+    let (run, pages) = match cache.and_then(|c| c.take(pages, max_pages(pages), min_order)) {
         Some(r) => r,
         None => (pages::alloc_run(pages, min_order)?, pages),
     };
