@@ -267,7 +267,7 @@ unsafe fn free_sized_slow(s: *mut Span, p: *mut u8, size: usize, align: usize) {
         // (A sampled request of the profiler gets a medium block, whatever its size; a
         // request may get a cached run a little larger than it asked for.)
         Kind::Medium => {
-            let want = pages_for(size);
+            let want = medium::pages_for(size);
             (size > SLAB_LIMIT || align > SLAB_LIMIT || profile::enabled())
                 && (want..=medium::max_pages(want)).contains(&span.pages())
         }
@@ -280,7 +280,7 @@ unsafe fn free_sized_slow(s: *mut Span, p: *mut u8, size: usize, align: usize) {
     unsafe { free_block(s, p) }
 }
 
-/// Pages of a medium or huge block made for `size` bytes.
+/// Pages of a huge block made for `size` bytes.
 fn pages_for(size: usize) -> usize {
     size.max(1).div_ceil(PAGE)
 }

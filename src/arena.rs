@@ -17,7 +17,7 @@
 //! [`PurgeBatch::decommit`] purges them, and [`PurgeBatch::give_back`] returns them to the
 //! buddy as clean pages under the lock again.
 
-use crate::bitmap::Bits;
+use crate::bitmap::{self, Bits};
 use crate::buddy::{self, Buddy, Order};
 use crate::config;
 use crate::os::{self, PAGE, PAGE_SHIFT};
@@ -212,9 +212,10 @@ impl Arena {
     /// Take a run of `n` pages whose first page index is a multiple of `min_order`'s block.
     /// Returns the page index and whether any of it may be dirty.
     ///
-    /// Prefers the smallest fitting order whose first block starts on a dirty page (a run freed
-    /// lately: its pages are resident, so reusing it costs no page faults and keeps the
-    /// resident set from growing while free resident pages wait to be purged).
+    /// Prefers the smallest fitting order with a block offered (see `buddy::Buddy::take`) that
+    /// starts on a dirty page (a run freed lately: its pages are resident, so reusing it costs
+    /// no page faults and keeps the resident set from growing while free resident pages wait to
+    /// be purged).
     pub fn alloc_run(&mut self, n: usize, min_order: Order) -> Option<(usize, bool)> {
         let dirty = &self.dirty;
         let idx = self.buddy.take(n, min_order, |head| dirty.get(head))?;
@@ -236,15 +237,30 @@ impl Arena {
 
     /// Pages `idx..idx+n` leave the free pool: clear their dirty (and old and due) bits.
     /// Returns whether any was dirty.
+    ///
+    /// One pass over the words: `old` and `due` are subsets of `dirty`, so a word with no
+    /// dirty page in the range has none of theirs either. (Three passes were 400 instructions
+    /// for an average run of `large -m untouched`.)
     fn take_dirty(&mut self, idx: usize, n: usize) -> bool {
-        let was = self.dirty.clear(idx, n);
+        let (mut was, mut due) = (0, 0);
+        Bits::<WORDS>::for_masks(idx, n, |w, mask| {
+            let d = self.dirty.word(w);
+            if d & mask != 0 {
+                was += bitmap::ones(d & mask);
+                self.dirty.set_word(w, d & !mask);
+                self.old.set_word(w, self.old.word(w) & !mask);
+                let u = self.due.word(w);
+                due += bitmap::ones(u & mask);
+                self.due.set_word(w, u & !mask);
+            }
+        });
         if was != 0 {
-            self.old.clear(idx, n);
-            let due = self.due.clear(idx, n);
             self.dirty_pages -= was as u32;
-            self.due_pages -= due as u32;
+            if due != 0 {
+                self.due_pages -= due as u32;
+                DUE_PAGES.fetch_sub(due, Ordering::Relaxed);
+            }
             DIRTY_PAGES.fetch_sub(was, Ordering::Relaxed);
-            DUE_PAGES.fetch_sub(due, Ordering::Relaxed);
         }
         was != 0
     }

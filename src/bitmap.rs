@@ -47,6 +47,11 @@ impl<const W: usize> Bits<W> {
         was
     }
 
+    /// Set bits `idx..idx+n`, without counting.
+    pub fn fill(&mut self, idx: usize, n: usize) {
+        Self::for_masks(idx, n, |w, mask| self.0[w] |= mask);
+    }
+
     /// Clear bits `idx..idx+n`; returns how many were set before.
     pub fn clear(&mut self, idx: usize, n: usize) -> usize {
         let mut was = 0;
@@ -104,7 +109,7 @@ impl<const W: usize> Bits<W> {
     /// Call `f(word, mask)` for the words covering bits `idx..idx+n`: a partial first and last
     /// word, and whole words (mask all ones) between them.
     #[inline(always)]
-    fn for_masks(idx: usize, n: usize, mut f: impl FnMut(usize, u64)) {
+    pub fn for_masks(idx: usize, n: usize, mut f: impl FnMut(usize, u64)) {
         if n == 0 {
             return;
         }
@@ -128,7 +133,7 @@ impl<const W: usize> Bits<W> {
 /// dirty bits, say) answered without counting: the baseline x86-64 target has no `popcnt`
 /// instruction, and its replacement takes about a dozen.
 #[inline]
-fn ones(v: u64) -> usize {
+pub fn ones(v: u64) -> usize {
     match v {
         0 => 0,
         u64::MAX => 64,

@@ -14,7 +14,8 @@
 //! group 32 KiB. A lookup costs the same instructions: one shift amount changes.
 
 use crate::arena::{
-    ARENA_SHIFT, ARENA_SIZE, Arena, MAP_SHIFT, MAX_RUN_PAGES, META_PAGES, Marker, RUN_ALIGN,
+    ARENA_PAGES, ARENA_SHIFT, ARENA_SIZE, Arena, MAP_SHIFT, MAX_RUN_PAGES, META_PAGES, Marker,
+    RUN_ALIGN,
 };
 use crate::os::PAGE_SHIFT;
 use crate::span::{Kind, Span};
@@ -123,14 +124,14 @@ pub fn unmap_run(start: *mut u8, n: usize) {
 }
 
 fn set_run(start: *mut u8, n: usize, span: *mut Span) {
-    let a = arena_of(start as usize);
-    xa_check!(!a.is_null() && n >= 1);
-    let idx = Arena::page_of(start as usize);
-    xa_check!(idx % RUN_ALIGN == 0);
-    let groups = (idx >> MAP_SHIFT)..(idx + n).div_ceil(RUN_ALIGN);
-    // SAFETY: registered arenas are mapped for the life of the process.
-    for e in unsafe { &(&(*a).pagemap)[groups] } {
-        e.store(span, Ordering::Relaxed);
+    let group = start as usize >> GROUP_SHIFT;
+    let map = biased_map(group);
+    xa_check!(!map.is_null() && n >= 1 && start as usize & ((1 << GROUP_SHIFT) - 1) == 0);
+    xa_assert!(Arena::page_of(start as usize) + n <= ARENA_PAGES);
+    for g in group..group + n.div_ceil(RUN_ALIGN) {
+        // SAFETY: as in `lookup`: the entries of the groups of a run inside the registered
+        // arena holding its start (a run never leaves its arena).
+        unsafe { (*map.wrapping_add(g)).store(span, Ordering::Relaxed) };
     }
 }
 
