@@ -41,9 +41,6 @@ const GRANULES: usize = PAGES / GRANULE;
 const GRANULE_WORDS: usize = GRANULES / 64;
 /// Orders kept on free lists: those of blocks smaller than a granule.
 const LIST_ORDERS: usize = GRANULE_ORDER;
-/// The most free blocks of a granule's order or above that [`Buddy::take`] offers to its
-/// `prefer` before it settles for the first it found.
-const PREFER_TRIES: usize = 16;
 
 /// log2 of a block's page count.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -132,7 +129,9 @@ const fn stride_mask(g: usize) -> u64 {
     m
 }
 
-/// `STRIDE[k]`: [`stride_mask`] of `2^k`.
+/// `STRIDE[k]`: [`stride_mask`] of `2^k`. With `groups` marking the aligned groups of `2^k`
+/// set bits of a word (a bit at the first of each), `groups & groups >> 2^k & STRIDE[k + 1]`
+/// marks those of `2^(k+1)`.
 const STRIDE: [u64; 7] = [
     stride_mask(1),
     stride_mask(2),
@@ -142,19 +141,6 @@ const STRIDE: [u64; 7] = [
     stride_mask(32),
     stride_mask(64),
 ];
-
-/// The aligned groups of `2^k` set bits in `x` (`k <= 6`): bit `p` of the result (a multiple
-/// of `2^k`) is set iff bits `p..p + 2^k` of `x` all are. Each step halves what is left to
-/// check: after the step with shift `s`, bit `p` says whether bits `p..p + 2s` were all set.
-#[inline]
-fn full_groups(mut x: u64, k: usize) -> u64 {
-    let mut s = 1;
-    while s < 1 << k {
-        x &= x >> s;
-        s <<= 1;
-    }
-    x & STRIDE[k]
-}
 
 impl Buddy {
     /// Make a zeroed `Buddy` valid, with pages `first..PAGES` free (`first` a multiple of a
@@ -358,9 +344,9 @@ impl Buddy {
     /// Take a run of `n` pages (`1 <= n <= PAGES`) whose first page is a multiple of
     /// `min_order`'s block size, at the head of a free block: of the smallest fitting order
     /// whose block `prefer`s (given its page index), else of the smallest fitting order. Each
-    /// listed order offers the block at the head of its list (the one freed last); the orders
-    /// of a granule and above offer their blocks lowest first, [`PREFER_TRIES`] of them in
-    /// all. The pages of the block past `n` stay free. Returns the first page.
+    /// order offers one block: a listed order the head of its list (the one freed last), an
+    /// order of a granule and above its lowest block. The pages of the block past `n` stay
+    /// free. Returns the first page.
     pub fn take(
         &mut self,
         n: usize,
@@ -379,69 +365,100 @@ impl Buddy {
             first.get_or_insert(head);
             rest &= rest - 1;
         }
-        let mut tries = 0;
-        let mut o = want.max(GRANULE_ORDER);
-        while o < ORDERS
-            && tries < PREFER_TRIES
-            && self.free_granule_count as usize >= 1 << (o - GRANULE_ORDER)
-        {
-            let found = self.granule_blocks(o, |head| {
-                first.get_or_insert(head);
-                tries += 1;
-                prefer(head) || tries == PREFER_TRIES
-            });
-            if let Some(head) = found.filter(|&h| prefer(h)) {
-                self.take_range(head, n);
-                return Some(head);
+        if self.free_granule_count as usize >= 1 << (want.max(GRANULE_ORDER) - GRANULE_ORDER) {
+            // The lowest block of the wanted order first: a word or two in a busy bitmap.
+            if first.is_none() && (GRANULE_ORDER..GRANULE_ORDER + 6).contains(&want) {
+                if let Some(head) = self.lowest_block_of(want) {
+                    if prefer(head) {
+                        self.take_range(head, n);
+                        return Some(head);
+                    }
+                }
             }
-            o += 1;
+            let lowest = self.lowest_granule_blocks();
+            for &head in &lowest[want.max(GRANULE_ORDER)..] {
+                if head == usize::MAX {
+                    continue;
+                }
+                if prefer(head) {
+                    self.take_range(head, n);
+                    return Some(head);
+                }
+                first.get_or_insert(head);
+            }
         }
         let head = first?;
         self.take_range(head, n);
         Some(head)
     }
 
-    /// Call `visit(head)` for the free blocks of order `o >= GRANULE_ORDER` lowest first, until
-    /// it returns true; returns that block's head page.
-    fn granule_blocks(&self, o: usize, mut visit: impl FnMut(usize) -> bool) -> Option<usize> {
+    /// The head page of the lowest free block of order `o` (`GRANULE_ORDER <= o <
+    /// GRANULE_ORDER + 6`: groups inside a word), if any.
+    fn lowest_block_of(&self, o: usize) -> Option<usize> {
         let k = o - GRANULE_ORDER;
-        if k < 6 {
-            // Groups of 2^k granules inside a word; the parent group (2^(k+1)) too.
-            for w in 0..GRANULE_WORDS {
-                let x = self.free_granules.word(w);
-                if x == 0 {
-                    continue;
-                }
-                let parent = full_groups(x, k + 1);
-                let mut blocks = full_groups(x, k) & !(parent | parent << (1 << k));
-                while blocks != 0 {
-                    let head = (w * 64 + blocks.trailing_zeros() as usize) * GRANULE;
-                    if visit(head) {
-                        return Some(head);
-                    }
-                    blocks &= blocks - 1;
-                }
+        for w in 0..GRANULE_WORDS {
+            let x = self.free_granules.word(w);
+            if x == 0 || x == u64::MAX {
+                continue;
             }
-            return None;
-        }
-        // Groups of 2^(k-6) whole words; the parent group is twice as many (none for the top
-        // order: its block is the whole range).
-        let words = 1 << (k - 6);
-        let all_set = |from: usize, n: usize| {
-            (from..from + n).all(|w| self.free_granules.word(w) == u64::MAX)
-        };
-        let mut w = 0;
-        while w < GRANULE_WORDS {
-            let parent = w & !(2 * words - 1);
-            if all_set(w, words) && (2 * words > GRANULE_WORDS || !all_set(parent, 2 * words)) {
-                let head = w * 64 * GRANULE;
-                if visit(head) {
-                    return Some(head);
-                }
+            let mut groups = x;
+            for j in 0..k {
+                groups &= (groups >> (1 << j)) & STRIDE[j + 1];
             }
-            w += words;
+            let parents = groups & (groups >> (1 << k)) & STRIDE[k + 1];
+            let blocks = groups & !(parents | parents << (1 << k));
+            if blocks != 0 {
+                return Some((w * 64 + blocks.trailing_zeros() as usize) * GRANULE);
+            }
         }
         None
+    }
+
+    /// The head page of the lowest free block of each order of a granule and above
+    /// (`usize::MAX` where there is none; entries under [`GRANULE_ORDER`] are unused), in one
+    /// pass over the bitmap. Inside a word that is neither empty nor full, the aligned groups of
+    /// 2^k set bits come from those of 2^(k-1) (see [`STRIDE`]), and a group is a block if its
+    /// parent group is not full. A full word is no block of a lower order
+    /// than a word's (all its groups' parents are full); the orders of a word and above are
+    /// the same arithmetic over the 16-bit mask of full words.
+    fn lowest_granule_blocks(&self) -> [usize; ORDERS] {
+        let mut lowest = [usize::MAX; ORDERS];
+        let mut full_words = 0u64;
+        for w in 0..GRANULE_WORDS {
+            let x = self.free_granules.word(w);
+            if x == 0 {
+                continue;
+            }
+            if x == u64::MAX {
+                full_words |= 1 << w;
+                continue;
+            }
+            let mut groups = x;
+            for k in 0..6 {
+                let parents = groups & (groups >> (1 << k)) & STRIDE[k + 1];
+                let blocks = groups & !(parents | parents << (1 << k));
+                let o = GRANULE_ORDER + k;
+                if blocks != 0 && lowest[o] == usize::MAX {
+                    lowest[o] = (w * 64 + blocks.trailing_zeros() as usize) * GRANULE;
+                }
+                groups = parents;
+            }
+        }
+        let mut groups = full_words;
+        for k in 0..=4 {
+            // The top order's block is the whole range: it has no parent.
+            let parents = if k < 4 {
+                groups & (groups >> (1 << k)) & STRIDE[k + 1]
+            } else {
+                0
+            };
+            let blocks = groups & !(parents | parents << (1 << k));
+            if blocks != 0 {
+                lowest[GRANULE_ORDER + 6 + k] = blocks.trailing_zeros() as usize * 64 * GRANULE;
+            }
+            groups = parents;
+        }
+        lowest
     }
 
     /// Where a run of `n` pages fits best: of the maximal stretches of wholly free granules
@@ -757,13 +774,13 @@ mod tests {
                 }
                 (got, want) => panic!("step {step}: took {got:?}, smallest block {want:?}"),
             }
-            // With no listed block that fits, the blocks of a granule and above are offered
-            // by order, lowest first: the last of the first PREFER_TRIES wins if preferred.
+            // With no listed block that fits, each order of a granule and above offers its
+            // lowest block: the one of the largest order wins if preferred, others never.
             if blocks.iter().all(|&(_, o)| o < want || o >= GRANULE_ORDER) {
-                let mut offered: Vec<(usize, usize)> =
-                    blocks.iter().copied().filter(|&(_, o)| o >= want).collect();
-                offered.sort_by_key(|&(at, o)| (o, at));
-                offered.truncate(PREFER_TRIES);
+                let mut offered: Vec<(usize, usize)> = Vec::new();
+                for o in want..ORDERS {
+                    offered.extend(blocks.iter().find(|&&(_, bo)| bo == o));
+                }
                 if let Some(&(head, _)) = offered.last() {
                     let got = b.take(n, Order::new(2), |i| i == head);
                     assert_eq!(got, Some(head), "step {step}");
