@@ -127,7 +127,7 @@ fn set_run(start: *mut u8, n: usize, span: *mut Span) {
     let group = start as usize >> GROUP_SHIFT;
     let map = biased_map(group);
     xa_check!(!map.is_null() && n >= 1 && start as usize & ((1 << GROUP_SHIFT) - 1) == 0);
-    xa_assert!(Arena::page_of(start as usize) + n <= ARENA_PAGES);
+    xa_check!(Arena::page_of(start as usize) + n <= ARENA_PAGES);
     for g in group..group + n.div_ceil(RUN_ALIGN) {
         // SAFETY: as in `lookup`: the entries of the groups of a run inside the registered
         // arena holding its start (a run never leaves its arena).
