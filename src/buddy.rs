@@ -797,6 +797,160 @@ mod tests {
         }
     }
 
+    /// Every operation against a model of one flag per page, with the arena's header at 0 or
+    /// 256 pages: `take` (any alignment, with a preference), `best_fit` then `take_range`, a
+    /// `take_range` of any free stretch (as a purge takes its pages), `extend`, and `free_range`
+    /// of whole runs and of their tails. After every step the invariants hold and the free
+    /// pages are the model's; every 50 steps every free block is where the model has it and
+    /// the lowest block of each order of a granule and above is the model's.
+    #[test]
+    fn every_operation_against_a_model() {
+        for seed in 1..9u64 {
+            let first = if seed % 3 == 0 { 0 } else { 256 };
+            let mut b = fresh(first);
+            let mut free = vec![false; PAGES];
+            free[first..].fill(true);
+            let mut live: Vec<(usize, usize)> = Vec::new();
+            let mut s = seed.wrapping_mul(0x9e3779b97f4a7c15) | 1;
+            for step in 0..2000 {
+                let r = rng(&mut s);
+                match r % 8 {
+                    0 | 1 => {
+                        let n = match rng(&mut s) % 4 {
+                            0 => 1 + (rng(&mut s) % 8192) as usize,
+                            1 => 1 + (rng(&mut s) % 16) as usize,
+                            _ => 1 + (rng(&mut s) % 300) as usize,
+                        };
+                        let min_order = (rng(&mut s) % 8) as usize;
+                        let pick = rng(&mut s) % 5;
+                        let blocks = model_blocks(&free);
+                        let want = Order::for_pages(n).get().max(min_order);
+                        let any = blocks.iter().any(|&(_, o)| o >= want);
+                        match b.take(n, Order::new(min_order), |i| (i / 4) % 5 == pick as usize) {
+                            None => assert!(!any, "seed {seed} step {step}"),
+                            Some(idx) => {
+                                assert_eq!(idx % (1 << want), 0, "seed {seed} step {step}");
+                                assert!(blocks.iter().any(|&(h, o)| h == idx && o >= want));
+                                for f in &mut free[idx..idx + n] {
+                                    assert!(*f);
+                                    *f = false;
+                                }
+                                live.push((idx, n));
+                            }
+                        }
+                    }
+                    2 => {
+                        let n = 1 + (rng(&mut s) % 3000) as usize;
+                        let fit = model_best_fit(&free, n);
+                        assert_eq!(b.best_fit(n), fit, "seed {seed} step {step}");
+                        if let Some((idx, _)) = fit {
+                            b.take_range(idx, n);
+                            free[idx..idx + n].fill(false);
+                            live.push((idx, n));
+                        }
+                    }
+                    3 => {
+                        let p = rng(&mut s) as usize % PAGES;
+                        let most = 1 + (rng(&mut s) % 200) as usize;
+                        let mut end = p;
+                        while end < PAGES && end - p < most && free[end] {
+                            end += 1;
+                        }
+                        if end > p {
+                            b.take_range(p, end - p);
+                            free[p..end].fill(false);
+                            live.push((p, end - p));
+                        }
+                    }
+                    4 if !live.is_empty() => {
+                        let k = rng(&mut s) as usize % live.len();
+                        let (idx, n) = live[k];
+                        let grown = n + 1 + (rng(&mut s) % 100) as usize;
+                        let fits =
+                            idx + grown <= PAGES && free[idx + n..idx + grown].iter().all(|&f| f);
+                        assert_eq!(b.extend(idx, n, grown), fits, "seed {seed} step {step}");
+                        if fits {
+                            free[idx + n..idx + grown].fill(false);
+                            live[k].1 = grown;
+                        }
+                    }
+                    _ if !live.is_empty() => {
+                        let k = rng(&mut s) as usize % live.len();
+                        let (idx, n) = live.swap_remove(k);
+                        if n > 2 && r % 3 == 0 {
+                            let keep = 1 + rng(&mut s) as usize % (n - 1);
+                            b.free_range(idx + keep, n - keep);
+                            free[idx + keep..idx + n].fill(true);
+                            live.push((idx, keep));
+                        } else {
+                            b.free_range(idx, n);
+                            free[idx..idx + n].fill(true);
+                        }
+                    }
+                    _ => {}
+                }
+                let mut seen = vec![false; PAGES];
+                b.check_invariants(|p| {
+                    assert!(!seen[p]);
+                    seen[p] = true;
+                });
+                assert!(seen == free, "seed {seed} step {step}");
+                assert_eq!(b.free_pages(), free.iter().filter(|&&f| f).count());
+                if step % 50 == 0 {
+                    let blocks = model_blocks(&free);
+                    for &(h, o) in &blocks {
+                        assert_eq!(b.free_block_at(h), Some(Order::new(o)));
+                    }
+                    let lowest = b.lowest_granule_blocks();
+                    for (o, &head) in lowest.iter().enumerate().skip(GRANULE_ORDER) {
+                        let model = blocks
+                            .iter()
+                            .find(|&&(_, bo)| bo == o)
+                            .map_or(usize::MAX, |b| b.0);
+                        assert_eq!(head, model, "seed {seed} step {step} order {o}");
+                        if o < GRANULE_ORDER + 6 {
+                            let some = (head != usize::MAX).then_some(head);
+                            assert_eq!(b.lowest_block_of(o), some);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `best_fit` over granule bitmaps whose words are empty, full, a lone bit 0 or 63, full
+    /// but for one bit, or random: stretches that cross words and end at a word's edges.
+    #[test]
+    fn best_fit_across_word_edges() {
+        let mut s = 0x1234567u64;
+        for it in 0..1000 {
+            let mut b = fresh(0);
+            b.take_range(0, PAGES);
+            let mut free = vec![false; PAGES];
+            for w in 0..GRANULE_WORDS {
+                let x = match rng(&mut s) % 6 {
+                    0 => 0,
+                    1 => u64::MAX,
+                    2 => 1 << 63,
+                    3 => 1,
+                    4 => !(1u64 << (rng(&mut s) % 64)),
+                    _ => rng(&mut s),
+                };
+                for bit in (0..64).filter(|bit| x >> bit & 1 == 1) {
+                    let g = w * 64 + bit;
+                    b.free_range(g * GRANULE, GRANULE);
+                    free[g * GRANULE..(g + 1) * GRANULE].fill(true);
+                }
+            }
+            let random = 1 + rng(&mut s) as usize % PAGES;
+            for n in [
+                1, 16, 17, 32, 1024, 1025, 1040, 2048, 2064, 2000, 5000, PAGES, random,
+            ] {
+                assert_eq!(b.best_fit(n), model_best_fit(&free, n), "it {it} n {n}");
+            }
+        }
+    }
+
     /// The best fit by brute force over `free` (one flag per page): the shortest maximal
     /// stretch of wholly free granules holding `n` pages, the lowest of equals.
     fn model_best_fit(free: &[bool], n: usize) -> Option<(usize, usize)> {
