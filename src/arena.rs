@@ -23,6 +23,7 @@ use crate::config;
 use crate::os::{self, PAGE, PAGE_SHIFT};
 use crate::span::{Kind, Span};
 use crate::sync::RawLock;
+use core::mem::MaybeUninit;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
@@ -487,8 +488,10 @@ const _: () = assert!(core::mem::size_of::<PurgeRange>() == 16);
 /// their arena's `purging`) that this batch alone will give back, and `pages` is the sum of
 /// their page counts.
 pub struct PurgeBatch {
-    /// The ranges; the first `len` are set.
-    ranges: [PurgeRange; PURGE_RANGES],
+    /// The ranges; the first `len` are set, the rest uninitialised: a batch is made for every
+    /// run given back, and clearing 1 KiB each time was about 70 instructions (3% of a step of
+    /// `large -m untouched`).
+    ranges: [MaybeUninit<PurgeRange>; PURGE_RANGES],
     /// Ranges set.
     len: usize,
     /// Pages in the ranges set.
@@ -499,15 +502,18 @@ impl PurgeBatch {
     /// An empty batch.
     pub const fn new() -> Self {
         PurgeBatch {
-            ranges: [PurgeRange {
-                arena: ptr::null_mut(),
-                idx: 0,
-                pages: 0,
-                zeroed: false,
-            }; PURGE_RANGES],
+            ranges: [const { MaybeUninit::uninit() }; PURGE_RANGES],
             len: 0,
             pages: 0,
         }
+    }
+
+    /// The ranges set.
+    fn set(&mut self) -> &mut [PurgeRange] {
+        let set = &mut self.ranges[..self.len];
+        // SAFETY: the first `len` entries are initialised (`push` writes each before counting
+        // it), and `MaybeUninit<T>` has the layout of `T`.
+        unsafe { &mut *(set as *mut [MaybeUninit<PurgeRange>] as *mut [PurgeRange]) }
     }
 
     /// Whether the batch holds no range.
@@ -533,12 +539,12 @@ impl PurgeBatch {
     /// Add pages `idx..idx+n` of `arena`, just taken for purging.
     fn push(&mut self, arena: &mut Arena, idx: usize, n: usize) {
         xa_check!(self.has_room() && n <= self.page_room());
-        self.ranges[self.len] = PurgeRange {
+        self.ranges[self.len].write(PurgeRange {
             arena,
             idx: idx as u16,
             pages: n as u16,
             zeroed: false,
-        };
+        });
         self.len += 1;
         self.pages += n;
     }
@@ -547,7 +553,7 @@ impl PurgeBatch {
     /// so no other thread can be using them). Returns the pages the kernel dropped.
     pub fn decommit(&mut self) -> usize {
         let mut dropped = 0;
-        for r in &mut self.ranges[..self.len] {
+        for r in self.set() {
             // An arena's base is its header's address.
             let start = (r.arena as usize + ((r.idx as usize) << PAGE_SHIFT)) as *mut u8;
             r.zeroed = os::decommit(start, (r.pages as usize) << PAGE_SHIFT);
@@ -561,7 +567,7 @@ impl PurgeBatch {
     /// Give every range back to the free pool (clean where [`PurgeBatch::decommit`] dropped
     /// it, dirty otherwise) and empty the batch. Caller holds [`PAGE_LOCK`].
     pub fn give_back(&mut self) {
-        for r in &self.ranges[..self.len] {
+        for r in self.set() {
             // SAFETY: arenas are never unmapped; PAGE_LOCK is held; the range is this batch's.
             unsafe { (*r.arena).end_purge(r.idx as usize, r.pages as usize, r.zeroed) };
         }
@@ -817,7 +823,7 @@ mod tests {
                     if batch.is_empty() {
                         a.collect_due(&mut batch);
                         // What the pages held before the purge.
-                        for r in &batch.ranges[..batch.len] {
+                        for r in batch.set() {
                             for i in r.idx as usize..(r.idx + r.pages) as usize {
                                 // SAFETY: the page is mapped; nobody else uses it.
                                 unsafe { *page(i) = 0xdead };
@@ -834,7 +840,7 @@ mod tests {
             }
             let n = 1 + (rng() % 64) as usize;
             if let Some((idx, dirty)) = a.alloc_run(n, MIN_RUN_ORDER) {
-                for r in &batch.ranges[..batch.len] {
+                for r in batch.set().iter() {
                     let (j, m) = (r.idx as usize, r.pages as usize);
                     assert!(
                         idx + n <= j || j + m <= idx,
