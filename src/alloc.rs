@@ -218,9 +218,10 @@ unsafe fn free_by_kind(s: *mut Span, p: *mut u8) {
 
 /// C++ sized `operator delete(p, size)` (and its aligned form, `align` > 16; 0 otherwise): `free`
 /// after checking that `size` is one `operator new` could have been asked for to get `p`'s
-/// block (the size class of a small block; the page count of a huge one, or of a medium one
-/// up to [`medium::max_pages`] of it). A
-/// mismatch means the program deletes an object as a type it is not, and aborts with a message.
+/// block (the size class of a small block; the page count of a huge one; for a medium one,
+/// from the pages [`medium::pages_for`] gives the size up to [`medium::max_pages`] of them).
+/// A mismatch means the program deletes an object as a type it is not, and aborts with a
+/// message.
 /// Fast path (a plain small block of a non-full slab of this thread): `free`'s, plus a class
 /// lookup and a compare; every other case is a tail call.
 ///

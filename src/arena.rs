@@ -22,8 +22,8 @@ use crate::buddy::{self, Buddy, Order};
 use crate::config;
 use crate::os::{self, PAGE, PAGE_SHIFT};
 use crate::span::{Kind, Span};
+use crate::stack_vec::StackVec;
 use crate::sync::RawLock;
-use core::mem::MaybeUninit;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
@@ -484,17 +484,13 @@ const _: () = assert!(core::mem::size_of::<PurgeRange>() == 16);
 /// [`PurgeBatch::decommit`] with no lock held, and given back by [`PurgeBatch::give_back`]
 /// under the lock. It lives on the stack of the thread that purges.
 ///
-/// Invariants: the first `len` entries of `ranges` are ranges of purging pages (set bits in
-/// their arena's `purging`) that this batch alone will give back, and `pages` is the sum of
+/// Invariants: `ranges` holds ranges of purging pages (set bits in their arena's `purging`)
+/// that this batch alone will give back, and `pages` is the sum of
 /// their page counts.
 pub struct PurgeBatch {
-    /// The ranges; the first `len` are set, the rest uninitialised: a batch is made for every
-    /// run given back, and clearing 1 KiB each time was about 70 instructions (3% of a step of
-    /// `large -m untouched`).
-    ranges: [MaybeUninit<PurgeRange>; PURGE_RANGES],
-    /// Ranges set.
-    len: usize,
-    /// Pages in the ranges set.
+    /// The ranges (a batch is made for every run given back: its free slots are not cleared).
+    ranges: StackVec<PurgeRange, PURGE_RANGES>,
+    /// Pages in the ranges.
     pages: usize,
 }
 
@@ -502,23 +498,14 @@ impl PurgeBatch {
     /// An empty batch.
     pub const fn new() -> Self {
         PurgeBatch {
-            ranges: [const { MaybeUninit::uninit() }; PURGE_RANGES],
-            len: 0,
+            ranges: StackVec::new(),
             pages: 0,
         }
     }
 
-    /// The ranges set.
-    fn set(&mut self) -> &mut [PurgeRange] {
-        let set = &mut self.ranges[..self.len];
-        // SAFETY: the first `len` entries are initialised (`push` writes each before counting
-        // it), and `MaybeUninit<T>` has the layout of `T`.
-        unsafe { &mut *(set as *mut [MaybeUninit<PurgeRange>] as *mut [PurgeRange]) }
-    }
-
     /// Whether the batch holds no range.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.ranges.is_empty()
     }
 
     /// Pages in the batch.
@@ -528,7 +515,7 @@ impl PurgeBatch {
 
     /// Whether another range fits.
     pub fn has_room(&self) -> bool {
-        self.len < PURGE_RANGES && self.pages < PURGE_PAGES
+        !self.ranges.is_full() && self.pages < PURGE_PAGES
     }
 
     /// Pages that still fit.
@@ -539,13 +526,12 @@ impl PurgeBatch {
     /// Add pages `idx..idx+n` of `arena`, just taken for purging.
     fn push(&mut self, arena: &mut Arena, idx: usize, n: usize) {
         xa_check!(self.has_room() && n <= self.page_room());
-        self.ranges[self.len].write(PurgeRange {
+        self.ranges.push(PurgeRange {
             arena,
             idx: idx as u16,
             pages: n as u16,
             zeroed: false,
         });
-        self.len += 1;
         self.pages += n;
     }
 
@@ -553,7 +539,7 @@ impl PurgeBatch {
     /// so no other thread can be using them). Returns the pages the kernel dropped.
     pub fn decommit(&mut self) -> usize {
         let mut dropped = 0;
-        for r in self.set() {
+        for r in self.ranges.as_mut_slice() {
             // An arena's base is its header's address.
             let start = (r.arena as usize + ((r.idx as usize) << PAGE_SHIFT)) as *mut u8;
             r.zeroed = os::decommit(start, (r.pages as usize) << PAGE_SHIFT);
@@ -567,11 +553,11 @@ impl PurgeBatch {
     /// Give every range back to the free pool (clean where [`PurgeBatch::decommit`] dropped
     /// it, dirty otherwise) and empty the batch. Caller holds [`PAGE_LOCK`].
     pub fn give_back(&mut self) {
-        for r in self.set() {
+        for r in self.ranges.as_mut_slice() {
             // SAFETY: arenas are never unmapped; PAGE_LOCK is held; the range is this batch's.
             unsafe { (*r.arena).end_purge(r.idx as usize, r.pages as usize, r.zeroed) };
         }
-        self.len = 0;
+        self.ranges.clear();
         self.pages = 0;
     }
 }
@@ -695,7 +681,7 @@ mod tests {
         assert_eq!(a.schedule_all(), 400);
         let mut b = PurgeBatch::new();
         a.collect_due(&mut b);
-        assert_eq!((b.len, b.pages), (PURGE_RANGES, 4 * PURGE_RANGES));
+        assert_eq!((b.ranges.len(), b.pages), (PURGE_RANGES, 4 * PURGE_RANGES));
         assert_eq!(a.due_pages as usize, 400 - 4 * PURGE_RANGES);
         a.check_invariants();
         b.decommit();
@@ -707,7 +693,7 @@ mod tests {
         a.free_range(i, MAX_RUN_PAGES, true);
         a.schedule_all();
         a.collect_due(&mut b);
-        assert_eq!((b.len, b.pages), (1, PURGE_PAGES));
+        assert_eq!((b.ranges.len(), b.pages), (1, PURGE_PAGES));
         b.decommit();
         b.give_back();
         assert_eq!(purge_due(a), MAX_RUN_PAGES - PURGE_PAGES);
@@ -823,7 +809,7 @@ mod tests {
                     if batch.is_empty() {
                         a.collect_due(&mut batch);
                         // What the pages held before the purge.
-                        for r in batch.set() {
+                        for r in batch.ranges.as_mut_slice() {
                             for i in r.idx as usize..(r.idx + r.pages) as usize {
                                 // SAFETY: the page is mapped; nobody else uses it.
                                 unsafe { *page(i) = 0xdead };
@@ -840,7 +826,7 @@ mod tests {
             }
             let n = 1 + (rng() % 64) as usize;
             if let Some((idx, dirty)) = a.alloc_run(n, MIN_RUN_ORDER) {
-                for r in batch.set().iter() {
+                for r in batch.ranges.as_mut_slice().iter() {
                     let (j, m) = (r.idx as usize, r.pages as usize);
                     assert!(
                         idx + n <= j || j + m <= idx,

@@ -19,8 +19,9 @@
 //! in the bitmap the whole granules of a run are set or cleared a word (64 granules) at a
 //! time, and only the pages of its partial first and last granules touch the lists.
 //!
-//! Large runs are placed by best fit instead ([`Buddy::best_fit`]), over the same bitmap, and
-//! taken out of the free pages with [`Buddy::take_range`]; they are freed like any other.
+//! [`Buddy::take`] places a run at the head of a free block of the next power of two. Large
+//! runs are placed by best fit instead ([`Buddy::best_fit`]), over the same bitmap, and taken
+//! out of the free pages with [`Buddy::take_range`]; both are freed alike.
 
 use crate::bitmap::Bits;
 

@@ -21,7 +21,7 @@
 //! L5    | arena span_list         | 64 MiB arenas and their header, the arena list; lists of spans
 //! L4    | span buddy profile      | the header of a run and a slab's block lists; buddy arithmetic and best fit for large runs; heap profiler samples
 //! L3    | size_class bitmap       | class tables; page bitmaps
-//! L2    | sync config secret counters textout fmath | the futex lock that names its holder; XALLOC_* options; free-list mask and mark; call counters; buffered file output; ln, exp_m1, round without libm
+//! L2    | sync config secret counters textout fmath stack_vec | the futex lock that names its holder; XALLOC_* options; free-list mask and mark; call counters; buffered file output; ln, exp_m1, round without libm; fixed-size lists that leave free slots unwritten
 //! L1    | debug                   | fatal errors, misuse reports, assertions, no allocation
 //! L0    | os unwind               | libc and kernel calls (only `unwind` besides, for its stack walk); the profiler's stack walk
 //! ```
@@ -156,6 +156,7 @@ mod size_class;
 mod slab;
 mod span;
 mod span_list;
+mod stack_vec;
 mod stats;
 mod sync;
 mod textout;

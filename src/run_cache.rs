@@ -28,6 +28,7 @@ use crate::buddy::Order;
 use crate::pagemap;
 use crate::pages::{self, Run};
 use crate::span::{Kind, Span};
+use crate::stack_vec::StackVec;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering, compiler_fence};
 
@@ -94,33 +95,31 @@ impl Default for RunCache {
 
 /// Runs on their way back to the arenas, given back under one lock.
 struct Evicted {
-    runs: [(*mut u8, usize); SLOTS + 1],
-    len: usize,
+    runs: StackVec<(*mut u8, usize), { SLOTS + 1 }>,
 }
 
 impl Evicted {
     const fn new() -> Self {
         Evicted {
-            runs: [(ptr::null_mut(), 0); SLOTS + 1],
-            len: 0,
+            runs: StackVec::new(),
         }
     }
 
     fn push(&mut self, start: *mut u8, pages: usize) {
-        self.runs[self.len] = (start, pages);
-        self.len += 1;
+        self.runs.push((start, pages));
     }
 
     /// Give the runs back to the arenas.
     fn give_back(&mut self) {
-        for &(start, _) in &self.runs[..self.len] {
+        let runs = self.runs.as_mut_slice();
+        for &(start, _) in runs.iter() {
             pagemap::unmap_run(start, 1);
         }
-        if self.len != 0 {
+        if !runs.is_empty() {
             // SAFETY: every run here left a cache, whose invariant says nobody uses it and
             // its page-map entries are cleared.
-            unsafe { pages::free_runs(&self.runs[..self.len]) };
-            self.len = 0;
+            unsafe { pages::free_runs(runs) };
+            self.runs.clear();
         }
     }
 }
@@ -278,24 +277,6 @@ impl RunCache {
     /// the first page again while it holds the run).
     pub unsafe fn put(&mut self, start: *mut u8, span: *mut Span, n: usize) {
         self.enter();
-        // The common cases, with no decay due: a run too large to keep goes straight back; a
-        // run that fits is kept. (Without building the eviction list: clearing it was about
-        // 35 instructions a put.)
-        if self.countdown > 1 {
-            if n > MAX_RUN_PAGES {
-                self.countdown -= 1;
-                // SAFETY: the caller's contract.
-                unsafe { pages::free_run(start, n) };
-                self.leave();
-                return;
-            }
-            if self.pages() + n <= MAX_PAGES && self.pages.contains(&0) {
-                self.insert(start, span, n);
-                self.countdown -= 1;
-                self.leave();
-                return;
-            }
-        }
         let mut out = Evicted::new();
         if n > MAX_RUN_PAGES {
             out.push(start, n);
