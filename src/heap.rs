@@ -891,6 +891,12 @@ impl Heap {
                 self.full.push_back(s);
             }
         }
+        // Retired before its stack is taken: a push that lands on the stack after the swap
+        // below then sees the flag (both are sequentially consistent) and forwards the slab
+        // to its new owner itself; with the flag set after the swap, such a slab could stay
+        // on this heap's stack, and the blocks freed to it after the push on its list, until
+        // the heap went to another thread.
+        victim.remote.0.retired.store(true, Ordering::SeqCst);
         // Slabs already on the victim's stack of slabs with remote frees are ours now.
         let list = victim
             .remote
