@@ -13,52 +13,14 @@
 #include "xalloc.h"
 #include "xa_stats_helper.h"
 
-#include <pthread.h>
-
 #define POOL 4096
+#include "pool_helper.h"
+
 #define WAVES 40
 #define PER_WAVE 6
 #define PER_THREAD 600
 
-struct slot {
-    unsigned char *p;
-    size_t n;
-    uint64_t seed;
-};
-
-static struct slot pool[POOL];
-static int pool_len;
-static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static volatile int stop;
-
-static int pool_put(unsigned char *p, size_t n, uint64_t seed)
-{
-    pthread_mutex_lock(&pool_lock);
-    int ok = pool_len < POOL;
-    if (ok)
-        pool[pool_len++] = (struct slot){p, n, seed};
-    pthread_mutex_unlock(&pool_lock);
-    return ok;
-}
-
-static int pool_take(uint64_t *rng, struct slot *out)
-{
-    pthread_mutex_lock(&pool_lock);
-    int ok = pool_len > 0;
-    if (ok) {
-        int i = (int)th_rand_range(rng, 0, (size_t)pool_len - 1);
-        *out = pool[i];
-        pool[i] = pool[--pool_len];
-    }
-    pthread_mutex_unlock(&pool_lock);
-    return ok;
-}
-
-static void release(struct slot *s)
-{
-    CHECK_PAT(s->p, 0, s->n, s->seed);
-    free(s->p);
-}
 
 static void *short_lived(void *arg)
 {
@@ -78,13 +40,6 @@ static void *short_lived(void *arg)
     return NULL;
 }
 
-static void *warm(void *arg)
-{
-    (void)arg;
-    free(malloc(100));
-    return NULL;
-}
-
 static void *freer(void *arg)
 {
     uint64_t rng = (uint64_t)(uintptr_t)arg + 77;
@@ -100,18 +55,11 @@ static void *freer(void *arg)
 
 int main(void)
 {
-    void *chk = th_sym("xa_check_heap", 0);
     printf("remote_adopt: start\n");
     fflush(stdout);
-    /* glibc keeps a little memory of its own once threads have run (1280 bytes here): let
-       it do so before the baseline, with as many threads at once as below */
-    pthread_t t0[PER_WAVE + 2];
-    for (int i = 0; i < PER_WAVE + 2; i++)
-        CHECK(pthread_create(&t0[i], NULL, warm, NULL) == 0);
-    for (int i = 0; i < PER_WAVE + 2; i++)
-        CHECK(pthread_join(t0[i], NULL) == 0);
-    int have_stats = th_have_xa_stats() && chk != NULL;
-    size_t base = have_stats ? th_xa_stats().in_use : 0;
+    /* as many threads at once as below */
+    th_warm_threads(PER_WAVE + 2);
+    size_t base = th_heap_baseline();
     pthread_t f[2];
     for (int i = 0; i < 2; i++)
         CHECK(pthread_create(&f[i], NULL, freer, (void *)(uintptr_t)i) == 0);
@@ -129,13 +77,7 @@ int main(void)
     struct slot s;
     while (pool_take(&rng, &s))
         release(&s);
-    if (have_stats) {
-        int (*check_heap)(void);
-        memcpy(&check_heap, &chk, sizeof check_heap);
-        CHECK(check_heap() == 0);
-        size_t now = th_xa_stats().in_use;
-        CHECKF(now == base, "in_use %zu, baseline %zu", now, base);
-    }
+    th_check_heap_back_to(base);
     printf("remote_adopt: ok\n");
     return 0;
 }

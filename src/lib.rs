@@ -44,10 +44,13 @@
 //! (32 KiB; 0 while the heap profiler is on, and for a thread's first request):
 //! `size_class::class_of` → `thread::alloc_small_in` → `heap::Heap::alloc_fast` (hot list, else
 //! `span::Span::pop` / `pop_local` on the current slab); on a miss `thread::alloc_small_slow` →
-//! `heap::Heap::refill_current` (when no remote frees wait: `span::Span::refill` of the current
-//! slab, its local list or its next page), else `heap::Heap::collect_remote`
-//! (`span::Span::take_remote`, other threads' frees) →
-//! `heap::Heap::alloc_from_queues` / `registry::adopt_into` / `heap::Heap::alloc_from_new_slab`
+//! `heap::Heap::pop_borrowed` (blocks taken from an idle heap), else, before fresh memory,
+//! `thread::borrow_from_idle` (`heap::Heap::idle_victim` → `heap::Heap::steal` →
+//! `span::Span::steal_remote`), else `heap::Heap::refill_current` (when no remote frees wait:
+//! `span::Span::refill` of the current slab, its local list or its next page), else
+//! `heap::Heap::collect_remote` (`span::Span::take_remote`, other threads' frees) →
+//! `heap::Heap::alloc_from_queues` / `registry::adopt_into` / `thread::borrow_from_idle` /
+//! `heap::Heap::alloc_from_new_slab`
 //! → `slab::create` → `run_cache::RunCache::take` (the heap's cached runs), else
 //! `run_cache::RunCache::fetch` → `pages::alloc_runs` (`arena::Arena::alloc_run` →
 //! `buddy::Buddy::take`; runs of `pages::FIT_PAGES` or more: `arena::Arena::best_fit` →
@@ -69,6 +72,7 @@
 //! `run_cache::RunCache::put`, or
 //! `thread::free_foreign` (a thread with no heap yet gets one: `thread::own_heap_or_init`;
 //! own full slab: `heap::Heap::free_local`; another heap's: `heap::Heap::keep_foreign`, else
+//! `heap::Heap::keep_lent` (a block of the idle heap this one borrows from), else
 //! `heap::Heap::send_foreign`, whose full or displaced chain, like a heapless thread's block
 //! through `heap::remote_free`, goes to `span::Span::push_remote`, and `heap::notify` when
 //! that finds the slab's remote list empty).

@@ -5,7 +5,9 @@
 //! travels). When a thread exits, its heap is emptied where possible and then marked
 //! abandoned (if it still owns live blocks) or free. A new thread takes a free or abandoned
 //! heap over whole, and a thread that runs short of slabs adopts an abandoned heap's slabs, so
-//! live slabs of dead threads are reused. In a fork child, the heaps of the parent's other
+//! live slabs of dead threads are reused (and a thread about to use fresh memory may borrow
+//! the blocks that an idle thread's heap leaves untaken: [`Heap::steal`]). The list of every
+//! heap ever made is [`Heap::publish`]'s. In a fork child, the heaps of the parent's other
 //! threads are orphaned, never adopted: their threads may have been in the middle of changing
 //! them. Their free blocks are lost to the child (the memory stays mapped, shared
 //! copy-on-write with the parent).
@@ -48,8 +50,6 @@ pub struct Entry {
     heap: Heap,
     /// Lifecycle state (a `State`), under HEAPS_LOCK.
     state: u32,
-    /// Next entry of all entries ever made (for fork), under HEAPS_LOCK.
-    all_next: *mut Entry,
     /// Next entry on the abandoned or free list, under HEAPS_LOCK.
     list_next: *mut Entry,
     /// For [`crate::thread`], written only by the heap's thread: whether the thread-exit key
@@ -60,7 +60,6 @@ pub struct Entry {
     pub key_verify: bool,
 }
 
-static ALL: AtomicPtr<Entry> = AtomicPtr::new(ptr::null_mut());
 static ABANDONED: AtomicPtr<Entry> = AtomicPtr::new(ptr::null_mut());
 static FREE: AtomicPtr<Entry> = AtomicPtr::new(ptr::null_mut());
 /// Number of abandoned heaps (read without the lock as a hint).
@@ -95,13 +94,13 @@ fn meta_alloc() -> *mut Entry {
         e.write(Entry {
             heap: Heap::new(),
             state: 0,
-            all_next: ALL.load(Ordering::Relaxed),
             list_next: ptr::null_mut(),
             key_registered: false,
             key_verify: false,
         })
     };
-    ALL.store(e, Ordering::Relaxed);
+    // SAFETY: a new heap, published once, under HEAPS_LOCK.
+    unsafe { Heap::publish(&raw mut (*e).heap) };
     e
 }
 
@@ -213,14 +212,16 @@ pub fn adopt_into(me: &mut Heap) -> bool {
 /// # Safety
 /// Only in a fork child, single-threaded, with HEAPS_LOCK reset.
 pub unsafe fn orphan_all_but(me: *mut Heap) {
-    let mut e = ALL.load(Ordering::Relaxed);
-    while !e.is_null() {
-        // SAFETY: single-threaded child; entries are never freed.
+    let mut h = Heap::first_of_all();
+    while !h.is_null() {
+        let e = entry(h);
+        // SAFETY: single-threaded child; every heap on the list is an entry's, and entries
+        // are never freed.
         unsafe {
-            if &raw mut (*e).heap != me && (*e).state == State::Active as u32 {
+            if h != me && (*e).state == State::Active as u32 {
                 (*e).state = State::Orphaned as u32;
             }
-            e = (*e).all_next;
+            h = Heap::next_of_all(h);
         }
     }
 }
@@ -238,13 +239,11 @@ pub fn cached_bytes() -> (usize, usize) {
         collected += c;
         run_pages += r;
     };
-    let mut e = ALL.load(Ordering::Relaxed);
-    while !e.is_null() {
-        // SAFETY: entries are never freed; HEAPS_LOCK held for the list.
-        unsafe {
-            add(&raw const (*e).heap);
-            e = (*e).all_next;
-        }
+    let mut h = Heap::first_of_all();
+    while !h.is_null() {
+        add(h);
+        // SAFETY: heaps are never unmapped.
+        h = unsafe { Heap::next_of_all(h) };
     }
     add(GLOBAL_HEAP.get());
     (hot + sent.saturating_sub(collected), run_pages * PAGE)
@@ -254,11 +253,11 @@ pub fn cached_bytes() -> (usize, usize) {
 pub fn heap_counts() -> (usize, usize) {
     let _g = Guard::new(&HEAPS_LOCK);
     let mut n = 0;
-    let mut e = ALL.load(Ordering::Relaxed);
-    while !e.is_null() {
+    let mut h = Heap::first_of_all();
+    while !h.is_null() {
         n += 1;
-        // SAFETY: entries are never freed; HEAPS_LOCK held.
-        e = unsafe { (*e).all_next };
+        // SAFETY: heaps are never unmapped.
+        h = unsafe { Heap::next_of_all(h) };
     }
     (n, ABANDONED_COUNT.load(Ordering::Relaxed))
 }

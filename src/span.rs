@@ -417,6 +417,12 @@ impl Span {
         self.free.is_null()
     }
 
+    /// Whether the local free list is empty (owner only).
+    #[inline]
+    pub fn local_is_empty(&self) -> bool {
+        self.local_free.is_null()
+    }
+
     /// Blocks handed out (see the invariants). Relaxed: exact for the owner, a snapshot for
     /// others.
     #[inline]
@@ -673,6 +679,39 @@ impl Span {
         self.local_free = head;
         self.add_used(-(n as i32));
         n
+    }
+
+    /// Take the whole `remote` list for a heap that does not own the slab ([`crate::heap`]'s
+    /// borrowed blocks): its first block, its last (whose link is null) and its length, or
+    /// null and 0 when it is empty. The blocks stay counted in `used`, and the slab's lists
+    /// are not touched: only the remote word, with one swap. The head, the tail and the count
+    /// are checked as [`Span::take_remote`] checks them.
+    ///
+    /// # Safety
+    /// `this` is a live slab that the caller took off a heap's stack of slabs with remote
+    /// frees (so nobody else takes its list meanwhile).
+    pub unsafe fn steal_remote(this: *const Span) -> (*mut Block, *mut Block, u32) {
+        // SAFETY: a live slab's header, read through atomics and fields that do not change
+        // while it holds blocks in use (its list is not empty, so it does).
+        unsafe {
+            // Read before the swap, as in take_remote.
+            let tail = (*this).remote_tail.load(Ordering::Relaxed);
+            let w = RemoteWord((*this).remote.swap(0, Ordering::Acquire));
+            let (head, n) = (w.head(), w.count());
+            if head.is_null() {
+                return (head, head, 0);
+            }
+            // (`used` cannot drop below the count now: the blocks are the caller's.)
+            if !(*this).is_block_start(head as usize)
+                || !(*this).is_block_start(tail as usize)
+                || n == 0
+                || n > (*this).used()
+                || !Block::next(tail, (*this).mask).is_null()
+            {
+                corrupt("malloc", head);
+            }
+            (head, tail, n)
+        }
     }
 
     /// `used += d` by a relaxed load and store (the owner is the only writer). Returns the new
