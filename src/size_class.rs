@@ -51,6 +51,12 @@ impl SizeClass {
     pub fn slab_pages(self) -> usize {
         SLAB_PAGES[self.0 as usize] as usize
     }
+
+    /// Pages in the first slab a heap makes of the class ([`first_slab_pages`]).
+    #[inline]
+    pub fn first_slab_pages(self) -> usize {
+        first_slab_pages(self.0 as usize)
+    }
 }
 
 /// Block size of each class.
@@ -123,6 +129,24 @@ pub const fn slab_pages(c: usize) -> usize {
     loop {
         let bytes = n * PAGE;
         if bytes / bs >= min_blocks && (bytes % bs) * 16 <= bytes {
+            return n;
+        }
+        n += 1;
+    }
+}
+
+/// Pages in the first slab a reused heap makes of class number `c` (see `heap::Heap::revive`):
+/// as [`slab_pages`] but from 4 pages (16 KiB, the smallest run) and 4 blocks, for classes up
+/// to 2 KiB; the others' first slab is a full one.
+pub const fn first_slab_pages(c: usize) -> usize {
+    let bs = CLASS_SIZE[c] as usize;
+    if bs > 2048 {
+        return slab_pages(c);
+    }
+    let mut n = 4;
+    loop {
+        let bytes = n * PAGE;
+        if bytes / bs >= 4 && (bytes % bs) * 16 <= bytes {
             return n;
         }
         n += 1;
@@ -214,6 +238,22 @@ mod tests {
             // multiple of next_power_of_two(n) pages.
             if bs.is_power_of_two() && bs > PAGE {
                 assert!(n.next_power_of_two() * PAGE >= bs, "class {c}");
+            }
+        }
+    }
+
+    #[test]
+    fn first_slabs_are_smaller_up_to_2_kib_and_hold_enough_blocks() {
+        for (c, &size) in CLASS_SIZE.iter().enumerate() {
+            let (first, full) = (first_slab_pages(c), slab_pages(c));
+            let bs = size as usize;
+            assert!(first >= 4 && first <= full, "class {c}");
+            assert!(first * PAGE / bs >= 4, "class {c}");
+            assert!((first * PAGE % bs) * 16 <= first * PAGE, "class {c}");
+            if bs <= 2048 {
+                assert!(first < full, "class {c}: {first} pages");
+            } else {
+                assert_eq!(first, full, "class {c}");
             }
         }
     }

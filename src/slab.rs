@@ -10,9 +10,9 @@ use crate::span::Span;
 use core::ptr;
 
 /// Make a new empty slab of class `c` owned by `owner` (a heap), on no list, from a run of
-/// the owner's run cache `cache` or else from the page allocator; null when out of memory.
-pub fn create(owner: *mut (), c: SizeClass, cache: &mut RunCache) -> *mut Span {
-    let pages = c.slab_pages();
+/// `pages` pages (`c.slab_pages()` or `c.first_slab_pages()`) of the owner's run cache
+/// `cache` or else from the page allocator; null when out of memory.
+pub fn create(owner: *mut (), c: SizeClass, pages: usize, cache: &mut RunCache) -> *mut Span {
     let Some(run) = cache
         .take(pages, pages, MIN_RUN_ORDER)
         .map(|(r, _)| r)
