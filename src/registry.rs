@@ -10,7 +10,8 @@
 //! heap ever made is [`Heap::publish`]'s. In a fork child, the heaps of the parent's other
 //! threads are orphaned, never adopted: their threads may have been in the middle of changing
 //! them. Their free blocks are lost to the child (the memory stays mapped, shared
-//! copy-on-write with the parent).
+//! copy-on-write with the parent), but for those freed to their slabs that the child's
+//! threads borrow as from any idle heap.
 
 use crate::heap::{Heap, StaticHeap};
 use crate::os::{self, PAGE};

@@ -152,11 +152,12 @@ pub struct Links {
 /// - `used + |free| + |local_free| == capacity <= reserved`, where `used` counts blocks not on
 ///   this span's two lists: blocks the program holds, blocks other threads freed onto its
 ///   `remote` list that the owner has not taken yet, and blocks cached in some thread's hot
-///   list;
+///   or borrowed list;
 /// - `remote` holds blocks of this slab only (each link checked as the owner pops them, once
 ///   the list is part of `local_free`), marked, links encoded with `mask`, and its word counts
 ///   them (see [`RemoteWord`]); from the push that makes it
-///   non-empty until the owner takes it, the span is on exactly one heap's stack of slabs with
+///   non-empty until the owner (or a heap that borrows its blocks, [`Span::steal_remote`])
+///   takes it, the span is on exactly one heap's stack of slabs with
 ///   remote frees (`remote_next`), pushed there by that push (see `heap`), and `remote_tail`
 ///   is the list's last block (the last block of that push's chain, its link null);
 /// - every block on `free`/`local_free` lies in `start..start + capacity * block_size` at a
@@ -217,8 +218,9 @@ pub struct Span {
     /// Next slab on the heap stack of slabs with remote frees this span is on.
     remote_next: AtomicPtr<Span>,
     /// The last block of the `remote` list (its link is null): written by the push that made
-    /// the list non-empty, before that push puts the span on its owner's stack, so the owner,
-    /// which takes the list only after taking the span off a stack, reads the right one.
+    /// the list non-empty, before that push puts the span on its owner's stack, so the owner
+    /// (or a borrowing heap), which takes the list only after taking the span off a stack,
+    /// reads the right one.
     remote_tail: AtomicPtr<Block>,
 }
 
