@@ -12,8 +12,8 @@
 //! L14   | alloc stats dumps       | C semantics, size -> tier, free -> page map -> kind -> tier; statistics; when profiles and heap maps are written
 //! L13   | thread                  | a thread's heap from first malloc to exit; small-block entry points
 //! L12   | fork                    | fork handlers: every lock, orphaned heaps in the child
-//! L11   | tls registry            | the TLS heap slot; all / abandoned / free heaps, the global heap
-//! L10   | heap heapmap            | one heap: hot lists, class queues, run cache, slabs with remote frees, fast and slow paths; the heap map dump
+//! L11   | tls registry            | the TLS heap slot; abandoned / free heaps, the global heap
+//! L10   | heap heapmap            | one heap: hot lists, class queues, run cache, slabs with remote frees, borrowed blocks, fast and slow paths; the list of all heaps; the heap map dump
 //! L9    | slab medium huge        | the tiers: slabs from page runs, medium runs, huge mappings
 //! L8    | run_cache               | a heap's cache of free runs in front of the page allocator
 //! L7    | pages                   | the page allocator: runs of pages under PAGE_LOCK
