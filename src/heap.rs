@@ -294,9 +294,10 @@ pub struct Remote {
     /// the flag and forwards the stack to the slabs' owners itself.
     retired: AtomicBool,
     /// Times the owner took this stack when it was not empty, or found it empty after a
-    /// borrowing heap took it (written by the owner only, relaxed; read by other threads). A stack that stays non-empty while this count stays
-    /// the same belongs to a thread that stopped taking its blocks back (blocked, busy
-    /// elsewhere, or done allocating): see [`Heap::steal`].
+    /// borrowing heap took it (written by the owner only, relaxed; read by other threads). A
+    /// stack that stays non-empty while this count stays the same belongs to a thread that
+    /// stopped taking its blocks back (blocked, busy elsewhere, or done allocating): see
+    /// [`Heap::steal`].
     collections: AtomicU32,
 }
 
@@ -885,10 +886,11 @@ impl Heap {
     }
 
     /// Take blocks that other threads freed to slabs of class `c` of `victim`, a heap whose
-    /// thread has left them there, not taken, for a while ([`Heap::idle_victim`]). The victim's stack of slabs with remote frees is
-    /// taken whole; the remote lists of its slabs of class `c`, up to [`STEAL_BYTES`], go onto
-    /// `borrowed[c]` (one swap each: no block is touched but the old head's tail), and the
-    /// other slabs go back onto their owners' stacks. The blocks stay counted as used in their
+    /// thread has left them there, not taken, for a while ([`Heap::idle_victim`]). The
+    /// victim's stack of slabs with remote frees is taken whole; the remote lists of its slabs
+    /// of class `c`, up to [`STEAL_BYTES`], go onto `borrowed[c]` (one swap each: no block is
+    /// touched but the old head's tail), and the other slabs go back onto their owners'
+    /// stacks. The blocks stay counted as used in their
     /// slabs, so no slab is released under them; this thread's mallocs hand them out, and its
     /// frees of them keep them too while the victim stays idle ([`Heap::keep_lent`]), else
     /// send them home like any other heap's blocks. Returns whether any was taken.
@@ -900,7 +902,7 @@ impl Heap {
     ///
     /// # Safety
     /// `victim` is a heap other than this one (heaps are never unmapped).
-    pub unsafe fn steal(&mut self, victim: *mut Heap, c: SizeClass) -> bool {
+    unsafe fn steal(&mut self, victim: *mut Heap, c: SizeClass) -> bool {
         let ci = c.index();
         // SAFETY: forwarded contract; the stack head is an atomic.
         let stack = unsafe { &(*ptr::addr_of!((*victim).remote)).0.head };
@@ -1137,12 +1139,31 @@ impl Heap {
         self.cursor = n;
     }
 
-    /// Whether [`Heap::idle_victim`] may find a heap now: this heap watches one, or has not
-    /// looked for one since its last tick. A few instructions, for the slow path to call
-    /// first.
+    /// Take blocks of class `c` that other threads freed to an idle heap's slabs
+    /// ([`Heap::idle_victim`], [`Heap::steal`]) and hand out one; null when there is none.
+    /// Its first check (this heap watches a heap, or has not looked for one since its last
+    /// tick) is inline: most calls end there.
     #[inline(always)]
-    pub fn may_borrow(&self) -> bool {
-        !self.watch.is_null() || self.scan_tick != self.ticks
+    pub fn borrow(&mut self, c: SizeClass) -> *mut u8 {
+        if self.watch.is_null() && self.scan_tick == self.ticks {
+            return ptr::null_mut();
+        }
+        self.borrow_slow(c)
+    }
+
+    /// [`Heap::borrow`] past its first check.
+    #[inline(never)]
+    fn borrow_slow(&mut self, c: SizeClass) -> *mut u8 {
+        let victim = self.idle_victim(c);
+        if victim.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: the watched heap is never this one (`look_for_watch` skips it).
+        if !unsafe { self.steal(victim, c) } {
+            self.steal_missed(c);
+            return ptr::null_mut();
+        }
+        self.pop_borrowed(c)
     }
 
     /// The heap this one watches, if its owner has left blocks freed to its slabs there, not
@@ -1159,7 +1180,7 @@ impl Heap {
     /// its next tick, so a count that stays the same while blocks wait means the thread is
     /// doing neither. The heap may be a live thread's (blocked, or busy elsewhere), an exited
     /// one's (abandoned, until adopted), or orphaned by a fork.
-    pub fn idle_victim(&mut self, c: SizeClass) -> *mut Heap {
+    fn idle_victim(&mut self, c: SizeClass) -> *mut Heap {
         let w = self.watch;
         if !w.is_null() {
             let now = self.ticks;
@@ -1190,7 +1211,7 @@ impl Heap {
     /// A steal of class `c` from the heap [`Heap::idle_victim`] gave came back empty: do not
     /// try that class again for [`IDLE_TICKS`] ticks while the watch lasts (each try takes
     /// the watched heap's whole stack of slabs with remote frees and puts it back).
-    pub fn steal_missed(&mut self, c: SizeClass) {
+    fn steal_missed(&mut self, c: SizeClass) {
         if self.watch_missed == 0 {
             self.missed_tick = self.ticks;
         }
@@ -1319,8 +1340,8 @@ impl Heap {
         }
     }
 
-    /// Statistics of heap `h`: (bytes of the blocks in its hot and borrowed lists, bytes it sent to
-    /// slabs' remote lists, bytes it collected from them). Relaxed reads of atomics only, through
+    /// Statistics of heap `h`: (bytes of the blocks in its hot and borrowed lists, bytes it
+    /// sent to slabs' remote lists, bytes it collected from them). Relaxed reads of atomics only, through
     /// the raw pointer (the owner may be changing the heap meanwhile): a snapshot, exact when
     /// the heap's thread is not in the allocator.
     ///
@@ -1381,16 +1402,13 @@ impl Heap {
                 self.full.push_back(s);
             }
         }
-        // Retired before its stack is taken: a push that lands on the stack after the swap
-        // below then sees the flag (both are sequentially consistent) and forwards the slab
-        // to its new owner itself; with the flag set after the swap, such a slab could stay
-        // on this heap's stack, and the blocks freed to it after the push on its list, until
-        // the heap went to another thread.
+        // Retired before its stack is taken, and both SeqCst like the pushers' CAS and load:
+        // a push that lands on the stack after the swap then sees the flag and forwards the
+        // slab to its new owner itself. (With the flag set after the swap, such a slab stayed
+        // on this heap's stack, with the blocks freed to it afterwards, until the heap went
+        // to another thread; with an Acquire swap the model would not promise that the push
+        // sees the flag, though x86's `xchg` would.) Slabs already on the stack are ours now.
         victim.remote.0.retired.store(true, Ordering::SeqCst);
-        // Slabs already on the victim's stack of slabs with remote frees are ours now.
-        // SeqCst, as the flag's store and the pushers' CAS and load: a push whose CAS comes
-        // after this swap then sees the flag (with an Acquire swap the model would not
-        // promise it, though x86's `xchg` would).
         let list = victim.remote.0.head.swap(ptr::null_mut(), Ordering::SeqCst);
         // SAFETY: taken whole off the victim's stack.
         unsafe { self.take_spans(list) };

@@ -45,11 +45,11 @@
 //! `size_class::class_of` → `thread::alloc_small_in` → `heap::Heap::alloc_fast` (hot list, else
 //! `span::Span::pop` / `pop_local` on the current slab); on a miss `thread::alloc_small_slow` →
 //! `heap::Heap::pop_borrowed` (blocks taken from an idle heap), else, before fresh memory,
-//! `thread::borrow_from_idle` (`heap::Heap::idle_victim` → `heap::Heap::steal` →
+//! `heap::Heap::borrow` (`heap::Heap::idle_victim` → `heap::Heap::steal` →
 //! `span::Span::steal_remote`), else `heap::Heap::refill_current` (when no remote frees wait:
 //! `span::Span::refill` of the current slab, its local list or its next page), else
 //! `heap::Heap::collect_remote` (`span::Span::take_remote`, other threads' frees) →
-//! `heap::Heap::alloc_from_queues` / `registry::adopt_into` / `thread::borrow_from_idle` /
+//! `heap::Heap::alloc_from_queues` / `registry::adopt_into` / `heap::Heap::borrow` /
 //! `heap::Heap::alloc_from_new_slab`
 //! → `slab::create` → `run_cache::RunCache::take` (the heap's cached runs), else
 //! `run_cache::RunCache::fetch` → `pages::alloc_runs` (`arena::Arena::alloc_run` →

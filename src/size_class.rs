@@ -52,7 +52,7 @@ impl SizeClass {
         SLAB_PAGES[self.0 as usize] as usize
     }
 
-    /// Pages in the first slab a heap makes of the class ([`first_slab_pages`]).
+    /// Pages in the first slab a reused heap makes of the class ([`first_slab_pages`]).
     #[inline]
     pub fn first_slab_pages(self) -> usize {
         first_slab_pages(self.0 as usize)
@@ -124,8 +124,13 @@ pub fn class_of(size: usize) -> SizeClass {
 /// 1003 -> 1044 MB (blocks carve a page at a time, so only partly used slabs cost memory).
 pub const fn slab_pages(c: usize) -> usize {
     let bs = CLASS_SIZE[c] as usize;
-    let min_blocks = if bs > 8192 { 4 } else { 8 };
-    let mut n = 8;
+    pages_holding(bs, 8, if bs > 8192 { 4 } else { 8 })
+}
+
+/// The smallest count of at least `from` pages that holds at least `min_blocks` blocks of
+/// `bs` bytes and wastes at most 1/16 of itself at its tail.
+const fn pages_holding(bs: usize, from: usize, min_blocks: usize) -> usize {
+    let mut n = from;
     loop {
         let bytes = n * PAGE;
         if bytes / bs >= min_blocks && (bytes % bs) * 16 <= bytes {
@@ -143,14 +148,7 @@ pub const fn first_slab_pages(c: usize) -> usize {
     if bs > 2048 {
         return slab_pages(c);
     }
-    let mut n = 4;
-    loop {
-        let bytes = n * PAGE;
-        if bytes / bs >= 4 && (bytes % bs) * 16 <= bytes {
-            return n;
-        }
-        n += 1;
-    }
+    pages_holding(bs, 4, 4)
 }
 
 /// Pages per slab of each class.

@@ -183,7 +183,7 @@ fn alloc_small_slow(c: SizeClass, h: *mut Heap) -> *mut u8 {
             p = heap.pop_borrowed(c);
         } else if heap.would_carve(c) {
             // Blocks an idle heap's thread left untaken before fresh memory.
-            p = borrow_from_idle(heap, c);
+            p = heap.borrow(c);
         }
         if !p.is_null() {
             return p;
@@ -214,38 +214,12 @@ fn refill_and_alloc(heap: &mut Heap, c: SizeClass, may_adopt: bool) -> *mut u8 {
         p = heap.alloc_from_queues(c);
     }
     if p.is_null() && may_adopt {
-        p = borrow_from_idle(heap, c);
+        p = heap.borrow(c);
     }
     if p.is_null() {
         p = heap.alloc_from_new_slab(c);
     }
     p
-}
-
-/// Take blocks of class `c` that other threads freed to an idle heap's slabs (see
-/// [`Heap::idle_victim`] and [`Heap::steal`]) and hand out one; null when there is none.
-/// Its first check is inline: most calls end there.
-#[inline(always)]
-fn borrow_from_idle(heap: &mut Heap, c: SizeClass) -> *mut u8 {
-    if heap.may_borrow() {
-        borrow_from_idle_slow(heap, c)
-    } else {
-        ptr::null_mut()
-    }
-}
-
-/// [`borrow_from_idle`] past its first check.
-#[inline(never)]
-fn borrow_from_idle_slow(heap: &mut Heap, c: SizeClass) -> *mut u8 {
-    let victim = heap.idle_victim(c);
-    // SAFETY: the victim is a heap other than ours.
-    if victim.is_null() || !unsafe { heap.steal(victim, c) } {
-        if !victim.is_null() {
-            heap.steal_missed(c);
-        }
-        return ptr::null_mut();
-    }
-    heap.pop_borrowed(c)
 }
 
 /// Free block `p` of slab `s` when the calling thread's heap is not `s`'s owner word: `s` is
